@@ -1,0 +1,79 @@
+# textclf: PGXS build of the extension, plus the pure-C core's own tests.
+#
+#   make / make install          build and install the extension
+#   make installcheck            pg_regress tests against a running server
+#   make prove_installcheck      TAP tests (test/t)
+#   make core-check              core unit tests with plain cc (no pg_config
+#                                needed), under AddressSanitizer and UBSan
+#   make harness                 build/textclf-csv, the CSV training harness
+
+EXTENSION = textclf
+EXTVERSION = $(shell grep default_version $(EXTENSION).control | sed -e "s/default_version[[:space:]]*=[[:space:]]*'\([^']*\)'/\1/")
+
+MODULE_big = textclf
+CORE_SRCS = src/core/common.c src/core/unicode_data.c src/core/tokenizer.c \
+	src/core/blas.c src/core/embedding.c src/core/lstm.c src/core/dense.c \
+	src/core/loss.c src/core/adam.c src/core/model.c src/core/format.c \
+	src/core/trainer.c
+PG_SRCS = $(sort $(wildcard src/pg/*.c))
+OBJS = $(CORE_SRCS:.c=.o) $(PG_SRCS:.c=.o)
+
+DATA_built = $(EXTENSION)--$(EXTVERSION).sql
+DATA = $(filter-out $(DATA_built),$(wildcard $(EXTENSION)--*--*.sql))
+
+BLAS_INC = /usr/include/x86_64-linux-gnu/openblas-pthread
+PG_CPPFLAGS = -Iinclude -Isrc/pg -I$(BLAS_INC)
+SHLIB_LINK = -lopenblas -lm
+
+# Portable by default; override for a tuned build (OPTFLAGS=-march=native).
+OPTFLAGS =
+PG_CFLAGS += $(OPTFLAGS) -fno-math-errno -fno-trapping-math
+
+TESTS = $(sort $(wildcard sql/*.sql))
+REGRESS = $(patsubst sql/%.sql,%,$(TESTS))
+REGRESS_OPTS = --inputdir=. --load-extension=$(EXTENSION)
+
+EXTRA_CLEAN = build
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+$(EXTENSION)--$(EXTVERSION).sql: $(EXTENSION).sql $(EXTENSION).control
+	cp $< $@
+
+prove_installcheck:
+	rm -rf $(CURDIR)/tmp_check
+	cd $(srcdir) && TESTDIR='$(CURDIR)' PATH="$(bindir):$$PATH" PGPORT='6$(DEF_PGPORT)' \
+	  PG_REGRESS='$(top_builddir)/src/test/regress/pg_regress' \
+	  $(PROVE) $(PG_PROVE_FLAGS) $(PROVE_FLAGS) $(if $(PROVE_TESTS),$(PROVE_TESTS),test/t/*.pl)
+
+# ---- the core, built with plain cc: no PostgreSQL headers or libraries ----
+
+CORE_CC ?= cc
+CORE_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -I$(BLAS_INC) -g
+CORE_SAN = -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+CORE_LIBS = -lopenblas -lm
+CORE_TESTS = $(patsubst test/core/%.c,build/%,$(sort $(wildcard test/core/test_*.c)))
+CORE_HDRS = $(wildcard include/textclf/*.h) $(wildcard test/core/*.h)
+
+build/%: test/core/%.c $(CORE_SRCS) $(CORE_HDRS)
+	@mkdir -p build
+	$(CORE_CC) $(CORE_CFLAGS) $(CORE_SAN) -o $@ $< $(CORE_SRCS) $(CORE_LIBS)
+
+build/textclf-csv: test/harness/textclf_csv.c $(CORE_SRCS) $(CORE_HDRS)
+	@mkdir -p build
+	$(CORE_CC) $(CORE_CFLAGS) -O2 $(OPTFLAGS) -o $@ $< $(CORE_SRCS) $(CORE_LIBS)
+
+harness: build/textclf-csv
+
+core-build: $(CORE_TESTS)
+
+core-check: core-build
+	@test/run_core_tests.sh $(CORE_TESTS)
+
+# libFuzzer run of the core's model reader (FUZZ_SECONDS, default 60)
+fuzz:
+	test/fuzz/run.sh $(FUZZ_SECONDS)
+
+.PHONY: core-check core-build harness prove_installcheck fuzz

@@ -1,0 +1,110 @@
+/*
+ * blas.c
+ *	  The core's single doorway to BLAS: row-major single-precision GEMM
+ *	  through cblas, and a plain-loop GEMM kept beside it as the algorithmic
+ *	  reference (llm.c's matmul_forward_naive) and as a switchable fallback.
+ *
+ * This is the only file that includes <cblas.h> or calls cblas_* /
+ * openblas_*.  It does not pick a thread count by itself: OpenBLAS keeps
+ * its own default until tc_blas_set_threads is called from the owning
+ * thread (the server calls it on first use in a backend, never in
+ * _PG_init).
+ *
+ * Degenerate shapes (M, N or K of zero) are handled here so that cblas
+ * never sees a leading dimension below one, which would make its xerbla
+ * print to stderr.
+ *
+ * Memory: none allocated.
+ */
+#include <cblas.h>
+
+#include "textclf/layers.h"
+
+/* When true, tc_sgemm runs the plain loops (tests only). */
+static bool tc_blas_naive = false;
+
+/* C (M,N) = beta * C, honouring BLAS's "beta == 0 overwrites" rule. */
+static void
+tc_scale_c(int M, int N, float beta, float *C, int ldc)
+{
+	for (int i = 0; i < M; i++)
+	{
+		float	   *c = C + (size_t) i * ldc;
+
+		if (beta == 0.0f)
+		{
+			for (int j = 0; j < N; j++)
+				c[j] = 0.0f;
+		}
+		else if (beta != 1.0f)
+		{
+			for (int j = 0; j < N; j++)
+				c[j] *= beta;
+		}
+	}
+}
+
+/* C (M,N) = alpha op(A) (M,K) op(B) (K,N) + beta C by plain loops. */
+void
+tc_sgemm_naive(bool transA, bool transB, int M, int N, int K,
+			   float alpha, const float *A, int lda,
+			   const float *B, int ldb, float beta, float *C, int ldc)
+{
+	for (int i = 0; i < M; i++)
+	{
+		for (int j = 0; j < N; j++)
+		{
+			float		acc = 0.0f;
+			float	   *c = C + (size_t) i * ldc + j;
+
+			for (int k = 0; k < K; k++)
+			{
+				float		a = transA ? A[(size_t) k * lda + i] : A[(size_t) i * lda + k];
+				float		b = transB ? B[(size_t) j * ldb + k] : B[(size_t) k * ldb + j];
+
+				acc += a * b;
+			}
+			/* beta == 0 ignores C's old content, as BLAS does */
+			*c = (beta == 0.0f) ? alpha * acc : alpha * acc + beta * *c;
+		}
+	}
+}
+
+/* C (M,N) = alpha op(A) (M,K) op(B) (K,N) + beta C through cblas_sgemm. */
+void
+tc_sgemm(bool transA, bool transB, int M, int N, int K,
+		 float alpha, const float *A, int lda,
+		 const float *B, int ldb, float beta, float *C, int ldc)
+{
+	if (M <= 0 || N <= 0)
+		return;
+	if (K <= 0)
+	{
+		tc_scale_c(M, N, beta, C, ldc);
+		return;
+	}
+	if (tc_blas_naive)
+	{
+		tc_sgemm_naive(transA, transB, M, N, K, alpha, A, lda, B, ldb,
+					   beta, C, ldc);
+		return;
+	}
+	cblas_sgemm(CblasRowMajor,
+				transA ? CblasTrans : CblasNoTrans,
+				transB ? CblasTrans : CblasNoTrans,
+				M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+/* Route tc_sgemm to the plain loops (true) or to cblas (false). */
+void
+tc_blas_use_naive(bool naive)
+{
+	tc_blas_naive = naive;
+}
+
+/* Set the number of OpenBLAS threads (values below 1 mean 1). */
+void
+tc_blas_set_threads(int n)
+{
+	openblas_set_num_threads(n < 1 ? 1 : n);
+}

@@ -1,0 +1,57 @@
+/*
+ * glue.h
+ *	  Declarations shared by the glue files: turning core statuses into
+ *	  ereport, the backend-wide model cache, and the extension's schema.
+ */
+#ifndef TEXTCLF_GLUE_H
+#define TEXTCLF_GLUE_H
+
+#include "textclf/model.h"
+
+/* status.c: raise the core's error as an ERROR (never returns). */
+extern void TcReportError(const TcError *err) pg_attribute_noreturn();
+/* status.c: raise for a non-OK status, else do nothing. */
+static inline void
+TcCheck(TcStatus st, const TcError *err)
+{
+	if (st != TC_OK)
+		TcReportError(err);
+}
+
+/* cache.c: a decoded model held by the backend-wide cache. */
+typedef struct TcCachedModel
+{
+	uint64		content_id;
+	TcModel    *model;
+	float	   *work;			/* (tc_model_infer_work_floats) */
+	int32	   *ids;			/* (max_len) */
+	float	   *probs;			/* (num_classes) */
+	size_t		bytes;			/* memory charged to the cache */
+} TcCachedModel;
+
+/* Look a model up by content id; NULL when it is not cached. */
+extern TcCachedModel *TcCacheLookup(uint64 content_id);
+/* Decode a serialized model and add it to the cache (or return the cached one). */
+extern TcCachedModel *TcCacheLoad(const unsigned char *buf, size_t size);
+/* Counter bumped whenever an entry leaves the cache. */
+extern uint64 TcCacheGeneration(void);
+
+/* predict.c helpers shared with evaluate/tokenize */
+extern int	TcTextToIds(const TcModel *m, text *t, int32 *ids);
+
+/* registry.c: OID of the extension's schema (where its type lives). */
+extern Oid	TcExtensionSchema(void);
+/* registry.c: OID of the classifier type. */
+extern Oid	TcClassifierTypeOid(void);
+
+/* registry.c: the extension's owner, and running registry SQL as it. */
+typedef struct TcRegistryUser
+{
+	Oid			userid;
+	int			sec;
+} TcRegistryUser;
+extern Oid	TcExtensionOwner(void);
+extern void TcRegistryBegin(TcRegistryUser *save);
+extern void TcRegistryEnd(const TcRegistryUser *save);
+
+#endif							/* TEXTCLF_GLUE_H */

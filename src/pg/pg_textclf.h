@@ -1,0 +1,55 @@
+/*
+ * pg_textclf.h
+ *	  Shared declarations of the PostgreSQL glue: the GUC variables, the
+ *	  PG_VERSION_NUM shims and a TcAllocator backed by a MemoryContext.
+ *
+ * Only src/pg includes this header, and every .c file that does starts with
+ * #include "postgres.h".  The ML core (src/core, include/textclf) never sees
+ * it.
+ *
+ * Memory: tc_pg_allocator binds the core's allocator to a MemoryContext the
+ * caller owns.  Allocations are "huge" (over 1 GB allowed) and NO_OOM, so
+ * the core sees NULL when memory runs out and reports TC_ERR_NOMEM instead
+ * of having an ERROR longjmp through it; deleting or resetting the context
+ * releases everything the core allocated in it.
+ */
+#ifndef PG_TEXTCLF_H
+#define PG_TEXTCLF_H
+
+#include "utils/memutils.h"
+
+#include "textclf/textclf.h"
+
+/* GUC variables, defined in textclf.c */
+extern int	textclf_threads;			/* textclf.threads */
+extern int	textclf_model_cache_size;	/* textclf.model_cache_size, in kB */
+extern bool textclf_progress;			/* textclf.progress */
+
+/* alloc hook of tc_pg_allocator: NULL, never an ERROR, on failure */
+static inline void *
+tc_pg_alloc(void *ctx, size_t size)
+{
+	if (size > MaxAllocHugeSize)
+		return NULL;
+	return MemoryContextAllocExtended((MemoryContext) ctx, size,
+									  MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
+}
+
+/* free hook of tc_pg_allocator */
+static inline void
+tc_pg_free(void *ctx, void *ptr)
+{
+	if (ptr != NULL)
+		pfree(ptr);
+}
+
+/* Fill *a with an allocator that takes its memory from cxt. */
+static inline void
+tc_pg_allocator(TcAllocator *a, MemoryContext cxt)
+{
+	a->alloc = tc_pg_alloc;
+	a->free = tc_pg_free;
+	a->ctx = (void *) cxt;
+}
+
+#endif							/* PG_TEXTCLF_H */

@@ -1,0 +1,234 @@
+/*
+ * registry.c
+ *	  Lookups of the extension's own catalog objects: the schema the
+ *	  extension was installed in (where the classifier type and the
+ *	  user-facing functions live) and the OID of the classifier type.
+ *
+ * The registry tables themselves are in the fixed schema "textclf" and are
+ * always named schema-qualified in SPI text.  Results are cached for the
+ * life of the backend, reset when the extension is dropped and re-created
+ * (the cached OIDs are checked against the catalogs before use).
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/xlog.h"
+#include "executor/spi.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_extension.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "miscadmin.h"
+#include "utils/fmgroids.h"
+#include "utils/rel.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+
+#include "glue.h"
+
+static Oid	CachedTypeOid = InvalidOid;
+
+/* Read the pg_extension row of textclf: its schema and its owner. */
+static void
+ExtensionRow(Oid *nsp, Oid *owner)
+{
+	Oid			ext = get_extension_oid("textclf", true);
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
+
+	if (!OidIsValid(ext))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("extension \"textclf\" is not installed"),
+				 errhint("Run CREATE EXTENSION textclf.")));
+	*nsp = *owner = InvalidOid;
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(ext));
+	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		*nsp = ((Form_pg_extension) GETSTRUCT(tup))->extnamespace;
+		*owner = ((Form_pg_extension) GETSTRUCT(tup))->extowner;
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	if (!OidIsValid(*owner))
+		elog(ERROR, "extension textclf has no pg_extension row");
+}
+
+/* The namespace the extension is installed in. */
+Oid
+TcExtensionSchema(void)
+{
+	Oid			nsp,
+				owner;
+
+	ExtensionRow(&nsp, &owner);
+	return nsp;
+}
+
+/* The OID of type classifier in the extension's schema. */
+Oid
+TcClassifierTypeOid(void)
+{
+	if (OidIsValid(CachedTypeOid) &&
+		SearchSysCacheExists1(TYPEOID, ObjectIdGetDatum(CachedTypeOid)))
+		return CachedTypeOid;
+	CachedTypeOid = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
+									CStringGetDatum("classifier"),
+									ObjectIdGetDatum(TcExtensionSchema()));
+	if (!OidIsValid(CachedTypeOid))
+		elog(ERROR, "type classifier of extension textclf is missing");
+	return CachedTypeOid;
+}
+
+/* The role that owns the extension (and its registry tables). */
+Oid
+TcExtensionOwner(void)
+{
+	Oid			nsp,
+				owner;
+
+	ExtensionRow(&nsp, &owner);
+	return owner;
+}
+
+/*
+ * Run the registry's own reads and writes as the extension's owner, so that
+ * ordinary roles need no privileges on the registry tables: the caller's
+ * identity is recorded explicitly, and the caller's own rights were checked
+ * before.  TcRegistryEnd restores the caller; an ERROR in between restores
+ * it through transaction (or subtransaction) abort.
+ */
+void
+TcRegistryBegin(TcRegistryUser *save)
+{
+	GetUserIdAndSecContext(&save->userid, &save->sec);
+	SetUserIdAndSecContext(TcExtensionOwner(),
+						   save->sec | SECURITY_LOCAL_USERID_CHANGE);
+}
+
+/* Back to the caller's identity. */
+void
+TcRegistryEnd(const TcRegistryUser *save)
+{
+	SetUserIdAndSecContext(save->userid, save->sec);
+}
+
+/*
+ * Check that the current user may manage model_name (owner of its versions,
+ * a member of the owner role, or a superuser); raise otherwise.  Runs the
+ * lookup as the extension owner.  Returns false when the model (or the
+ * version, when version > 0) does not exist.
+ */
+static bool
+CheckModelOwner(text *model_name, int32 version)
+{
+	Oid			types[2] = {TEXTOID, INT4OID};
+	Datum		values[2] = {PointerGetDatum(model_name), Int32GetDatum(version)};
+	TcRegistryUser save;
+	Oid			caller = GetUserId();
+	int			ret;
+	bool		found;
+
+	TcRegistryBegin(&save);
+	ret = SPI_execute_with_args("SELECT DISTINCT m.owner FROM textclf.models m "
+								"WHERE m.model_name OPERATOR(pg_catalog.=) $1 "
+								"AND ($2 OPERATOR(pg_catalog.=) 0 OR "
+								"m.version OPERATOR(pg_catalog.=) $2)",
+								2, types, values, NULL, true, 0);
+	TcRegistryEnd(&save);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read the textclf registry");
+	found = SPI_processed > 0;
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		char	   *owner = SPI_getvalue(SPI_tuptable->vals[i],
+										 SPI_tuptable->tupdesc, 1);
+		Oid			ownerid = get_role_oid(owner, true);
+
+		if (!superuser_arg(caller) &&
+			(!OidIsValid(ownerid) || !has_privs_of_role(caller, ownerid)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("must be owner of model \"%s\"",
+							text_to_cstring(model_name))));
+	}
+	return found;
+}
+
+/* Delete versions of a model (all when version is 0); returns the count. */
+static uint64
+DeleteVersions(text *model_name, int32 version)
+{
+	Oid			types[2] = {TEXTOID, INT4OID};
+	Datum		values[2] = {PointerGetDatum(model_name), Int32GetDatum(version)};
+	TcRegistryUser save;
+	int			ret;
+
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot drop a model during recovery")));
+	if (!CheckModelOwner(model_name, version))
+	{
+		if (version > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("version %d of model \"%s\" does not exist",
+							version, text_to_cstring(model_name))));
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" does not exist",
+						text_to_cstring(model_name))));
+	}
+	TcRegistryBegin(&save);
+	ret = SPI_execute_with_args("DELETE FROM textclf.models m "
+								"WHERE m.model_name OPERATOR(pg_catalog.=) $1 "
+								"AND ($2 OPERATOR(pg_catalog.=) 0 OR "
+								"m.version OPERATOR(pg_catalog.=) $2)",
+								2, types, values, NULL, false, 0);
+	TcRegistryEnd(&save);
+	if (ret != SPI_OK_DELETE)
+		elog(ERROR, "could not delete from the textclf registry");
+	return SPI_processed;
+}
+
+PG_FUNCTION_INFO_V1(drop_model);
+PG_FUNCTION_INFO_V1(drop_model_version);
+
+/* drop_model(model_name text) RETURNS integer */
+Datum
+drop_model(PG_FUNCTION_ARGS)
+{
+	uint64		n;
+
+	SPI_connect();
+	n = DeleteVersions(PG_GETARG_TEXT_PP(0), 0);
+	SPI_finish();
+	PG_RETURN_INT32((int32) n);
+}
+
+/* drop_model_version(model_name text, version integer) RETURNS boolean */
+Datum
+drop_model_version(PG_FUNCTION_ARGS)
+{
+	int32		version = PG_GETARG_INT32(1);
+
+	if (version <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("version must be a positive number")));
+	SPI_connect();
+	DeleteVersions(PG_GETARG_TEXT_PP(0), version);
+	SPI_finish();
+	PG_RETURN_BOOL(true);
+}

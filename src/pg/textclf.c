@@ -1,0 +1,94 @@
+/*
+ * textclf.c
+ *	  Entry point of the textclf extension: the module magic, _PG_init and
+ *	  textclf_version().
+ *
+ * _PG_init only registers the textclf.* settings and reserves their prefix.
+ * It deliberately does not touch OpenBLAS, start threads or allocate
+ * anything lasting: when the library is preloaded, _PG_init runs in the
+ * postmaster, and whatever it started would be inherited, broken, by every
+ * forked backend (see DESIGN.md, "Threads, processes and scale").  BLAS is
+ * set up lazily, on first use in each backend, by the code that uses it.
+ *
+ * Memory: the GUC machinery owns the settings' storage; nothing else here
+ * allocates.
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+
+#include "pg_textclf.h"
+
+PG_MODULE_MAGIC;
+
+/* textclf.threads: BLAS threads for matrix products, per backend */
+int			textclf_threads = 1;
+
+/* textclf.model_cache_size: decoded models cached per backend, in kB */
+int			textclf_model_cache_size = 256 * 1024;
+
+/* textclf.progress: a NOTICE per training epoch */
+bool		textclf_progress = true;
+
+void		_PG_init(void);
+
+/* Register the textclf.* settings and reserve the prefix. */
+void
+_PG_init(void)
+{
+	DefineCustomIntVariable("textclf.threads",
+							gettext_noop("Sets the number of threads textclf uses for matrix products."),
+							gettext_noop("Valid range is 1 .. 64.  Threads run only inside BLAS calls; the backend itself stays single-threaded."),
+							&textclf_threads,
+							1,
+							1,
+							64,
+							PGC_USERSET,
+							0,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomIntVariable("textclf.model_cache_size",
+							gettext_noop("Sets the maximum memory for decoded models cached by each backend."),
+							gettext_noop("Least recently used models are evicted first.  Zero keeps no decoded model between queries."),
+							&textclf_model_cache_size,
+							256 * 1024,
+							0,
+							MAX_KILOBYTES,
+							PGC_USERSET,
+							GUC_UNIT_KB,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomBoolVariable("textclf.progress",
+							 gettext_noop("Reports training progress as a NOTICE after each epoch."),
+							 NULL,
+							 &textclf_progress,
+							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL,
+							 NULL,
+							 NULL);
+
+#if PG_VERSION_NUM >= 150000
+	MarkGUCPrefixReserved("textclf");
+#else
+	EmitWarningsOnPlaceholders("textclf");
+#endif
+}
+
+PG_FUNCTION_INFO_V1(textclf_version);
+
+/* SQL textclf_version(): the version of the loaded library */
+Datum
+textclf_version(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(TC_VERSION_STRING));
+}

@@ -1,0 +1,278 @@
+/*
+ * test_trainer.c
+ *	  The trainer on synthetic data: it learns a separable task, is
+ *	  deterministic for a seed, splits validation rows deterministically,
+ *	  skips NULL rows, stops when a callback says so, and refuses data with
+ *	  fewer than two classes or no rows.
+ */
+#include "tc_test.h"
+#include "textclf/format.h"
+#include "textclf/trainer.h"
+
+typedef struct Synth
+{
+	int			n;				/* rows */
+	int			pos;
+	int			classes;
+	int			null_every;		/* every k-th row has a NULL label (0 = none) */
+	char		text[256];
+	char		label[32];
+} Synth;
+
+static const char *const words[] = {"red", "green", "blue", "cyan"};
+
+/* Row i: class i % classes; its text contains that class's colour word. */
+static void
+synth_row(Synth *s, int i, TcRow *r)
+{
+	int			k = i % s->classes;
+	unsigned	h = (unsigned) i * 2654435761u;
+
+	snprintf(s->text, sizeof(s->text), "the w%u and %s then w%u, w%u!",
+			 h % 50, words[k], (h >> 8) % 50, (h >> 16) % 50);
+	snprintf(s->label, sizeof(s->label), "class_%d", k);
+	r->text = s->text;
+	r->text_len = strlen(s->text);
+	r->label = (s->null_every && i % s->null_every == 0) ? NULL : s->label;
+	r->label_len = strlen(s->label);
+}
+
+static TcStatus
+synth_rewind(void *ctx, TcError *err)
+{
+	(void) err;
+	((Synth *) ctx)->pos = 0;
+	return TC_OK;
+}
+
+/* One row per call, so that the pointers stay valid. */
+static TcStatus
+synth_next(void *ctx, TcRow *rows, int max, int *n, TcError *err)
+{
+	Synth	   *s = ctx;
+
+	(void) err;
+	(void) max;
+	*n = 0;
+	if (s->pos >= s->n)
+		return TC_OK;
+	synth_row(s, s->pos++, rows);
+	*n = 1;
+	return TC_OK;
+}
+
+static int	epochs_seen;
+
+static TcStatus
+count_epoch(void *arg, const TcEpochStats *s)
+{
+	(void) arg;
+	(void) s;
+	epochs_seen++;
+	return TC_OK;
+}
+
+static TcStatus
+stop_at_batch_3(void *arg, const TcBatchStats *s)
+{
+	(void) arg;
+	return s->batch >= 3 ? TC_ERR_CANCELLED : TC_OK;
+}
+
+/* Train on synthetic data; returns the status and fills model/result. */
+static TcStatus
+train_synth(Synth *s, const TcTrainOptions *o, const TcTrainCallbacks *cb,
+			TcModel **m, TcTrainResult *res, TcError *err)
+{
+	TcConfig	cfg;
+	TcRowSource src = {s, synth_rewind, synth_next};
+	TcMemSpill *ms = tc_mem_spill_create(&tc_test_alloc);
+	TcSpill		spill;
+	TcStatus	st;
+
+	tc_config_default(&cfg);
+	cfg.vocab_size = 100;
+	cfg.max_len = 12;
+	cfg.embedding_dim = 8;
+	cfg.hidden_size = 16;
+	tc_mem_spill_bind(ms, &spill);
+	st = tc_train(&tc_test_alloc, &cfg, o, NULL, 0, &src, &spill, cb, m, res,
+				  err);
+	tc_mem_spill_free(ms);
+	return st;
+}
+
+/* Serialize a model into a malloc'd buffer. */
+static unsigned char *
+blob(const TcModel *m, size_t *size)
+{
+	TcError		err;
+	unsigned char *b;
+
+	*size = tc_model_serialized_size(m);
+	b = malloc(*size);
+	if (tc_model_serialize(m, b, *size, NULL, &err) != TC_OK)
+	{
+		free(b);
+		return NULL;
+	}
+	return b;
+}
+
+/* Accuracy of m over the synthetic rows. */
+static double
+synth_accuracy(const TcModel *m, Synth *s)
+{
+	int32_t		ids[64];
+	float		work_probs[16];
+	float	   *work = malloc(sizeof(float) * tc_model_infer_work_floats(m));
+	int			correct = 0;
+
+	for (int i = 0; i < s->n; i++)
+	{
+		TcRow		r;
+		int			n;
+
+		synth_row(s, i, &r);
+		n = tc_text_to_ids(m->vocab, &m->cfg.tok, r.text, r.text_len,
+						   m->cfg.max_len, ids);
+		tc_model_infer(m, ids, n, work_probs, work);
+		if (tc_model_decide(m, work_probs, 0.5f) == i % s->classes)
+			correct++;
+	}
+	free(work);
+	return (double) correct / s->n;
+}
+
+int
+main(void)
+{
+	TcTrainOptions o;
+	TcTrainCallbacks cb = {NULL, NULL, count_epoch, NULL};
+	TcTrainResult res,
+				res2;
+	TcError		err;
+	TcModel    *m = NULL,
+			   *m2 = NULL;
+	Synth		s;
+	TcStatus	st;
+	size_t		n1,
+				n2;
+	unsigned char *b1,
+			   *b2;
+
+	tc_train_options_default(&o);
+	o.epochs = 8;
+	o.patience = 0;
+	o.batch_size = 16;
+	o.adam.lr = 1e-2f;
+	o.validation_fraction = 0.2;
+
+	/* two classes: learns, deterministic */
+	memset(&s, 0, sizeof(s));
+	s.n = 400;
+	s.classes = 2;
+	epochs_seen = 0;
+	st = train_synth(&s, &o, &cb, &m, &res, &err);
+	tc_check(st == TC_OK, "binary training succeeds (%s)", st ? err.msg : "ok");
+	if (st != TC_OK)
+		return tc_test_done();
+	tc_check(epochs_seen == 8 && res.epochs_run == 8, "epoch callback runs each epoch");
+	tc_check(res.rows_train + res.rows_val == 400 && res.rows_val > 40 &&
+			 res.rows_val < 120, "validation split near 20%% (%ld of 400)",
+			 res.rows_val);
+	tc_check(m->K == 1 && m->cfg.num_classes == 2, "two classes give a sigmoid output");
+	tc_check(strcmp(m->labels[0], "class_0") == 0 &&
+			 strcmp(m->labels[1], "class_1") == 0, "labels sorted");
+	tc_check(res.final.val_accuracy > 0.95, "validation accuracy %.3f > 0.95",
+			 res.final.val_accuracy);
+	tc_check(synth_accuracy(m, &s) > 0.95, "inference agrees with training");
+
+	st = train_synth(&s, &o, NULL, &m2, &res2, &err);
+	b1 = blob(m, &n1);
+	b2 = blob(m2, &n2);
+	tc_check(st == TC_OK && b1 && b2 && n1 == n2 && memcmp(b1, b2, n1) == 0,
+			 "same data and seed give a bit-identical model");
+	tc_check(res.rows_val == res2.rows_val &&
+			 res.final.loss == res2.final.loss, "same seed, same split and loss");
+	free(b2);
+	tc_model_free(m2);
+	o.seed = 7;
+	st = train_synth(&s, &o, NULL, &m2, &res2, &err);
+	b2 = blob(m2, &n2);
+	tc_check(st == TC_OK && b2 && (n1 != n2 || memcmp(b1, b2, n1) != 0),
+			 "another seed gives another model");
+	free(b1);
+	free(b2);
+	tc_model_free(m2);
+	tc_model_free(m);
+	o.seed = 42;
+
+	/* four classes, softmax */
+	s.classes = 4;
+	st = train_synth(&s, &o, NULL, &m, &res, &err);
+	tc_check(st == TC_OK && m->K == 4, "four classes give a softmax output");
+	if (st == TC_OK)
+	{
+		tc_check(synth_accuracy(m, &s) > 0.9, "four-class accuracy %.3f > 0.9",
+				 synth_accuracy(m, &s));
+		tc_model_free(m);
+	}
+
+	/* NULL labels are skipped and counted */
+	s.classes = 2;
+	s.null_every = 10;
+	st = train_synth(&s, &o, NULL, &m, &res, &err);
+	tc_check(st == TC_OK && res.rows_skipped == 40 &&
+			 res.rows_train + res.rows_val == 360, "NULL labels skipped (%ld)",
+			 res.rows_skipped);
+	if (st == TC_OK)
+		tc_model_free(m);
+	s.null_every = 0;
+
+	/* early stopping keeps the best epoch */
+	o.patience = 1;
+	o.epochs = 50;
+	o.adam.lr = 5e-2f;
+	st = train_synth(&s, &o, NULL, &m, &res, &err);
+	tc_check(st == TC_OK && res.epochs_run < 50 &&
+			 res.best_epoch == res.epochs_run - 1,
+			 "early stopping (ran %d, best %d)", res.epochs_run, res.best_epoch);
+	if (st == TC_OK)
+		tc_model_free(m);
+	o.patience = 0;
+	o.epochs = 3;
+	o.adam.lr = 1e-2f;
+
+	/* a callback stops training */
+	cb.on_batch = stop_at_batch_3;
+	st = train_synth(&s, &o, &cb, &m, &res, &err);
+	tc_check(st == TC_ERR_CANCELLED && m == NULL, "a callback stops training");
+	cb.on_batch = NULL;
+
+	/* one class only */
+	s.classes = 1;
+	st = train_synth(&s, &o, NULL, &m, &res, &err);
+	tc_check(st == TC_ERR_CLASSES && err.hint[0] != '\0',
+			 "one class is refused: %s", err.msg);
+
+	/* no rows */
+	s.classes = 2;
+	s.n = 0;
+	st = train_synth(&s, &o, NULL, &m, &res, &err);
+	tc_check(st == TC_ERR_CLASSES || st == TC_ERR_NO_DATA,
+			 "an empty source is refused: %s", err.msg);
+
+	/* bad options */
+	s.n = 100;
+	o.batch_size = 0;
+	st = train_synth(&s, &o, NULL, &m, &res, &err);
+	tc_check(st == TC_ERR_INVALID_ARG && strstr(err.msg, "batch_size"),
+			 "batch_size 0 is refused: %s", err.msg);
+	o.batch_size = 16;
+	o.validation_fraction = 1.0;
+	st = train_synth(&s, &o, NULL, &m, &res, &err);
+	tc_check(st == TC_ERR_INVALID_ARG, "validation_fraction 1 is refused");
+
+	return tc_test_done();
+}
