@@ -150,7 +150,7 @@ GRANT USAGE ON SCHEMA textclf TO PUBLIC;
 CREATE VIEW textclf.versions AS
 	SELECT m.model_name, m.version, m.owner, m.created_at, m.source_relation,
 		   m.text_column, m.label_column, m.options, m.labels, m.metrics,
-		   pg_catalog.to_hex(m.content_id) AS content_id,
+		   pg_catalog.lpad(pg_catalog.to_hex(m.content_id), 16, '0') AS content_id,
 		   (m.version OPERATOR(pg_catalog.=) d.version) AS deployed
 	FROM textclf.models m
 	LEFT JOIN LATERAL (

@@ -177,7 +177,7 @@ if [ "$cluster_up" -eq 1 ]; then
 	printf '%s\n' "$out"
 	rp=$(printf '%s\n' "$out" | grep -cE '\.\.\. ok( |$)')
 	rf=$(printf '%s\n' "$out" | grep -ciE '\.\.\. failed')
-	if [ -f regression.diffs ] && [ "$rc" -ne 0 ]; then
+	if [ -s regression.diffs ] && [ "$rc" -ne 0 ]; then
 		echo "---------- regression.diffs ----------"
 		cat regression.diffs
 		echo "--------------------------------------"

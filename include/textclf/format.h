@@ -54,7 +54,12 @@ TcStatus	tc_model_serialize(const TcModel *m, unsigned char *buf,
 TcStatus	tc_model_deserialize(const TcAllocator *a, const unsigned char *buf,
 								 size_t size, TcModel **out, TcError *err);
 
-/* Check a blob without building a model (same checks as deserialize). */
+/*
+ * Check a blob without building a model or allocating: the same checks as
+ * deserialize, except that duplicate vocabulary words are looked for only
+ * in vocabularies of up to 262144 words (the check needs memory to be fast;
+ * deserialize always makes it).
+ */
 TcStatus	tc_model_validate_bytes(const unsigned char *buf, size_t size,
 									TcError *err);
 

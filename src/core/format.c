@@ -16,7 +16,9 @@
  * weights (model.c does), does not tokenize, and does not compress.
  *
  * Memory: tc_model_validate_bytes allocates nothing (its duplicate-word
- * check uses a fixed table on the stack).  tc_model_deserialize allocates
+ * check uses a fixed table on the stack and, for that reason, covers
+ * vocabularies of up to DEDUP_STACK_WORDS words only; see below).
+ * tc_model_deserialize allocates
  * the new model and a few temporary arrays from the caller's allocator;
  * the caller owns the model and frees it with tc_model_free.
  * tc_model_serialize writes into the caller's buffer and allocates only a
@@ -39,8 +41,17 @@
 #define CONFIG_BYTES		28
 #define CHECKSUM_BYTES		8
 
-/* Slots of the stack table used to find duplicate words without memory. */
-#define DEDUP_STACK_SLOTS	16384
+/*
+ * Without an allocator (tc_model_validate_bytes) duplicate words are looked
+ * for with a table of DEDUP_STACK_SLOTS entries (64 kB) on the stack, in
+ * passes of DEDUP_STACK_SLOTS / 2 words each over the whole vocabulary; the
+ * work grows with the square of the word count, so it is done only up to
+ * DEDUP_STACK_WORDS words (64 passes, a fraction of a second).  Larger
+ * vocabularies are checked for duplicates by tc_model_deserialize, which
+ * has an allocator and needs one pass.
+ */
+#define DEDUP_STACK_SLOTS	8192
+#define DEDUP_STACK_WORDS	262144
 
 /* Where the variable sections of a checked blob start. */
 typedef struct BlobLayout
@@ -402,14 +413,15 @@ CheckString(Reader *r, const char *what, size_t index, uint32_t max_bytes,
  * words starting at buf[pos].  table (slots entries, a power of two) is
  * scratch: words are entered in blocks of slots / 2 and every later word
  * is looked up against the block, so any table size gives an exact answer
- * (one pass when slots >= 2n).  Entries are word offsets + 1, relative to
- * pos; the vocabulary section is below 2^32 bytes (TC_MAX_VOCAB words of
- * at most 4 + TC_MAX_TOKEN_BYTES bytes).  Returns true and the index of
- * the later word of a pair in *dup.
+ * (one pass when slots >= 2n).  An entry holds the high 32 bits of the
+ * word's hash (compared first, so the blob is touched only on a likely
+ * match) and the word's offset + 1 relative to pos; the vocabulary section
+ * is below 2^32 bytes (TC_MAX_VOCAB words of at most 4 + TC_MAX_TOKEN_BYTES
+ * bytes).  Returns true and the index of the later word of a pair in *dup.
  */
 static bool
 FindDuplicateWord(const unsigned char *buf, size_t pos, size_t n,
-				  uint32_t *table, size_t slots, size_t *dup)
+				  uint64_t *table, size_t slots, size_t *dup)
 {
 	size_t		block = slots / 2;
 	size_t		mask = slots - 1;
@@ -418,29 +430,37 @@ FindDuplicateWord(const unsigned char *buf, size_t pos, size_t n,
 	{
 		size_t		off = 0;
 
-		memset(table, 0, slots * sizeof(uint32_t));
+		memset(table, 0, slots * sizeof(uint64_t));
 		for (size_t i = 0; i < n; i++)
 		{
 			const unsigned char *w = buf + pos + off;
 			uint32_t	len = LoadU32(w);
-			size_t		slot;
 
 			if (i >= start)
 			{
-				slot = (size_t) tc_hash64(w + 4, len) & mask;
+				uint64_t	h = tc_hash64(w + 4, len);
+				uint64_t	tag = h & UINT64_C(0xffffffff00000000);
+				size_t		slot = (size_t) h & mask;
+
 				while (table[slot] != 0)
 				{
-					const unsigned char *o = buf + pos + (table[slot] - 1);
+					uint64_t	e = table[slot];
 
-					if (LoadU32(o) == len && memcmp(o + 4, w + 4, len) == 0)
+					if ((e & UINT64_C(0xffffffff00000000)) == tag)
 					{
-						*dup = i;
-						return true;
+						const unsigned char *o = buf + pos + (uint32_t) e - 1;
+
+						if (LoadU32(o) == len &&
+							memcmp(o + 4, w + 4, len) == 0)
+						{
+							*dup = i;
+							return true;
+						}
 					}
 					slot = (slot + 1) & mask;
 				}
 				if (i < start + block)
-					table[slot] = (uint32_t) off + 1;
+					table[slot] = tag | ((uint64_t) off + 1);
 			}
 			off += 4 + (size_t) len;
 		}
@@ -451,9 +471,10 @@ FindDuplicateWord(const unsigned char *buf, size_t pos, size_t n,
 /*
  * Check every byte of a blob and record where its sections start.  With a
  * (may be NULL) the duplicate-word check takes a one-pass table from it;
- * without, it uses a fixed table on the stack (slower for big vocabularies,
- * same answer).  Nothing is allocated from a count before that count has
- * been checked against the limits and against the bytes that remain.
+ * without, it uses a fixed table on the stack, for vocabularies of up to
+ * DEDUP_STACK_WORDS words.  Nothing is allocated from a count before that
+ * count has been checked against the limits and against the bytes that
+ * remain.
  */
 static TcStatus
 CheckBlob(const unsigned char *buf, size_t size, const TcAllocator *a,
@@ -623,10 +644,10 @@ CheckBlob(const unsigned char *buf, size_t size, const TcAllocator *a,
 		if (st != TC_OK)
 			return st;
 	}
-	if (lay->nwords > 1)
+	if (lay->nwords > 1 && (a != NULL || lay->nwords <= DEDUP_STACK_WORDS))
 	{
-		uint32_t	stack_table[DEDUP_STACK_SLOTS];
-		uint32_t   *table = stack_table;
+		uint64_t	stack_table[DEDUP_STACK_SLOTS];
+		uint64_t   *table = stack_table;
 		size_t		slots = DEDUP_STACK_SLOTS;
 		size_t		dup = 0;
 		bool		found;
@@ -637,7 +658,7 @@ CheckBlob(const unsigned char *buf, size_t size, const TcAllocator *a,
 			slots = 16;
 			while (slots < 2 * lay->nwords)
 				slots *= 2;
-			table = tc_alloc(a, tc_mul_size(slots, sizeof(uint32_t)));
+			table = tc_alloc(a, tc_mul_size(slots, sizeof(uint64_t)));
 			if (table == NULL)
 				return tc_error(err, TC_ERR_NOMEM,
 								"out of memory checking %zu vocabulary words",

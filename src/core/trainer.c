@@ -248,6 +248,8 @@ labels_add(Trainer *tr, const char *s, size_t len)
 static void
 labels_rehash(LabelSet *ls)
 {
+	if (ls->slots == NULL)
+		return;
 	memset(ls->slots, 0, sizeof(int) * ls->nslots);
 	for (int i = 0; i < ls->n; i++)
 	{

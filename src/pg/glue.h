@@ -53,5 +53,7 @@ typedef struct TcRegistryUser
 extern Oid	TcExtensionOwner(void);
 extern void TcRegistryBegin(TcRegistryUser *save);
 extern void TcRegistryEnd(const TcRegistryUser *save);
+/* registry.c: raise unless the current user may manage a model's versions. */
+extern void TcCheckModelOwner(text *model_name);
 
 #endif							/* TEXTCLF_GLUE_H */

@@ -18,6 +18,7 @@
 #include "common/base64.h"
 #include "fmgr.h"
 #include "libpq/pqformat.h"
+#include "mb/pg_wchar.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
@@ -57,6 +58,13 @@ ClassifierFromBytes(const unsigned char *buf, size_t size)
 	return c;
 }
 
+/* Bytes of s to quote in a message: at most 32, whole characters only. */
+static int
+QuoteLen(const char *s)
+{
+	return pg_mbcliplen(s, (int) strlen(s), 32);
+}
+
 /*
  * Check bytes that claim to be a model; raise with the SQLSTATE the house
  * style asks of a type input (syntax) or a version mismatch.
@@ -86,8 +94,8 @@ CheckModelBytes(const unsigned char *buf, size_t size, bool text_input,
 	if (text_input)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-				 errmsg("invalid input syntax for type %s: \"%.32s%s\"",
-						"classifier", literal,
+				 errmsg("invalid input syntax for type %s: \"%.*s%s\"",
+						"classifier", QuoteLen(literal), literal,
 						strlen(literal) > 32 ? "..." : ""),
 				 errdetail_internal("%s", err.msg)));
 	ereport(ERROR,
@@ -105,6 +113,8 @@ classifier_in(PG_FUNCTION_ARGS)
 	int			declen;
 	int			n;
 	char	   *buf;
+	char	   *packed;
+	size_t		plen = 0;
 	Classifier *c;
 
 	/* trim surrounding white space, as other input functions do */
@@ -119,18 +129,25 @@ classifier_in(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(len ? ERRCODE_PROGRAM_LIMIT_EXCEEDED :
 						 ERRCODE_INVALID_TEXT_REPRESENTATION),
-				 errmsg("invalid input syntax for type %s: \"%.32s\"",
-						"classifier", str),
+				 errmsg("invalid input syntax for type %s: \"%.*s\"",
+						"classifier", QuoteLen(str), str),
 				 errdetail(len ? "The value is too long." :
 						   "The value is empty.")));
-	declen = pg_b64_dec_len((int) len);
+	/* drop inner white space too: encode(bytea, 'base64') breaks lines */
+	packed = palloc(len + 1);
+	for (size_t i = 0; i < len; i++)
+		if (!isspace((unsigned char) str[i]))
+			packed[plen++] = str[i];
+	packed[plen] = '\0';
+	declen = pg_b64_dec_len((int) plen);
 	buf = palloc(declen);
-	n = pg_b64_decode(str, (int) len, buf, declen);
+	n = pg_b64_decode(packed, (int) plen, buf, declen);
+	pfree(packed);
 	if (n < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-				 errmsg("invalid input syntax for type %s: \"%.32s%s\"",
-						"classifier", str, len > 32 ? "..." : ""),
+				 errmsg("invalid input syntax for type %s: \"%.*s%s\"",
+						"classifier", QuoteLen(str), str, len > 32 ? "..." : ""),
 				 errdetail("The value is not valid base64.")));
 	CheckModelBytes((unsigned char *) buf, (size_t) n, true, str);
 	c = ClassifierFromBytes((unsigned char *) buf, (size_t) n);

@@ -165,6 +165,17 @@ CheckModelOwner(text *model_name, int32 version)
 	return found;
 }
 
+/*
+ * Raise unless the current user may add versions to model_name: the same
+ * rule as for dropping it; a model that does not exist yet is anyone's.
+ * The caller is connected to SPI.
+ */
+void
+TcCheckModelOwner(text *model_name)
+{
+	(void) CheckModelOwner(model_name, 0);
+}
+
 /* Delete versions of a model (all when version is 0); returns the count. */
 static uint64
 DeleteVersions(text *model_name, int32 version)

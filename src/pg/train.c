@@ -5,7 +5,8 @@
  *
  * Flow (see docs/architecture.md):
  *	 1. check options, the relation, its columns and the caller's SELECT
- *		privilege (the function runs as the caller);
+ *		privilege (the function runs as the caller), and that an existing
+ *		model of that name is the caller's (registry.c's owner rule);
  *	 2. read the label set in the column type's own order (one DISTINCT
  *		query);
  *	 3. the core's tc_train pulls rows through a row source backed by an
@@ -703,13 +704,15 @@ StoreVersion(const char *name, const char *qualrel, Name textcol,
 	/* versions of one name are numbered under an advisory lock */
 	values[0] = CStringGetTextDatum(name);
 	values[10] = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));
-	TcRegistryBegin(&save);
 	ret = SPI_execute_with_args("SELECT pg_catalog.pg_advisory_xact_lock("
 								"pg_catalog.hashtext('textclf.models'), "
 								"pg_catalog.hashtext($1))",
 								1, types, values, NULL, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not lock model \"%s\"", name);
+	/* under the lock, as the caller: only the owner adds versions */
+	TcCheckModelOwner(DatumGetTextPP(values[0]));
+	TcRegistryBegin(&save);
 	ret = SPI_execute_with_args("SELECT COALESCE(pg_catalog.max(m.version), 0) "
 								"OPERATOR(pg_catalog.+) 1 FROM textclf.models m "
 								"WHERE m.model_name OPERATOR(pg_catalog.=) $1",
@@ -864,6 +867,8 @@ train_classifier(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	/* fail before training, not only when storing (checked again there) */
+	TcCheckModelOwner(cstring_to_text(model_name));
 	labels = ReadLabels(qualrel, qtext, qlabel, &nlabels, traincxt);
 	if (o.class_weight_obj)
 	{

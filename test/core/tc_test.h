@@ -19,14 +19,14 @@
 static int	tc_test_passed = 0;
 static int	tc_test_failed = 0;
 
-static void *
+static inline void *
 tc_test_malloc(void *ctx, size_t n)
 {
 	(void) ctx;
 	return malloc(n ? n : 1);
 }
 
-static void
+static inline void
 tc_test_mfree(void *ctx, void *p)
 {
 	(void) ctx;
@@ -36,7 +36,7 @@ tc_test_mfree(void *ctx, void *p)
 static const TcAllocator tc_test_alloc = {tc_test_malloc, tc_test_mfree, NULL};
 
 /* Record one named check. */
-static void
+static inline void
 tc_check(int cond, const char *fmt,...)
 {
 	va_list		ap;
@@ -54,7 +54,7 @@ tc_check(int cond, const char *fmt,...)
 }
 
 /* |a - b| <= atol + rtol * |b| for every element; prints the worst one. */
-static int
+static inline int
 tc_check_tensor(const char *name, const float *a, const float *b, size_t n,
 				double atol, double rtol)
 {
@@ -81,7 +81,7 @@ tc_check_tensor(const char *name, const float *a, const float *b, size_t n,
 }
 
 /* Print totals; returns the process exit code. */
-static int
+static inline int
 tc_test_done(void)
 {
 	printf("# %d passed, %d failed\n", tc_test_passed, tc_test_failed);

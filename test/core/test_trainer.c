@@ -15,6 +15,7 @@ typedef struct Synth
 	int			pos;
 	int			classes;
 	int			null_every;		/* every k-th row has a NULL label (0 = none) */
+	int			noise;			/* percent of rows whose label is shuffled */
 	char		text[256];
 	char		label[32];
 } Synth;
@@ -27,10 +28,11 @@ synth_row(Synth *s, int i, TcRow *r)
 {
 	int			k = i % s->classes;
 	unsigned	h = (unsigned) i * 2654435761u;
+	int			lk = ((h >> 3) % 100 < (unsigned) s->noise) ? (int) ((h >> 12) % s->classes) : k;
 
 	snprintf(s->text, sizeof(s->text), "the w%u and %s then w%u, w%u!",
 			 h % 50, words[k], (h >> 8) % 50, (h >> 16) % 50);
-	snprintf(s->label, sizeof(s->label), "class_%d", k);
+	snprintf(s->label, sizeof(s->label), "class_%d", lk);
 	r->text = s->text;
 	r->text_len = strlen(s->text);
 	r->label = (s->null_every && i % s->null_every == 0) ? NULL : s->label;
@@ -230,7 +232,8 @@ main(void)
 		tc_model_free(m);
 	s.null_every = 0;
 
-	/* early stopping keeps the best epoch */
+	/* early stopping keeps the best epoch (noisy labels make it overfit) */
+	s.noise = 40;
 	o.patience = 1;
 	o.epochs = 50;
 	o.adam.lr = 5e-2f;
@@ -240,6 +243,7 @@ main(void)
 			 "early stopping (ran %d, best %d)", res.epochs_run, res.best_epoch);
 	if (st == TC_OK)
 		tc_model_free(m);
+	s.noise = 0;
 	o.patience = 0;
 	o.epochs = 3;
 	o.adam.lr = 1e-2f;

@@ -7,8 +7,8 @@
 #   test/fuzz/run.sh [SECONDS]     fuzz for SECONDS (default 60)
 #   test/fuzz/run.sh seeds         regenerate test/fuzz/corpus with make_seeds
 #
-# Environment: CLANG (default clang), FUZZ_JOBS (default 1), FUZZ_MAX_LEN
-# (default 16384).
+# Environment: CLANG (default clang), FUZZ_MAX_LEN (default 16384).
+# A crash leaves its input in build/fuzz-artifacts/.
 set -eu
 cd "$(dirname "$0")/../.."
 
@@ -44,5 +44,4 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 build/fuzz_format "$work" \
 	-max_total_time="$SECONDS_TO_RUN" -max_len="$MAX_LEN" -timeout=10 \
 	-rss_limit_mb=2048 -malloc_limit_mb=512 -print_final_stats=1 \
-	-jobs="${FUZZ_JOBS:-1}" -workers="${FUZZ_JOBS:-1}" \
 	-artifact_prefix=build/fuzz-artifacts/
