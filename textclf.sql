@@ -124,6 +124,14 @@ CREATE TABLE textclf.training_log (
 );
 COMMENT ON TABLE textclf.training_log IS 'per-epoch metrics of each training run';
 
+-- The last version number given to each model name, so that numbers are
+-- never reused, even after versions (or the whole model) were dropped.
+CREATE TABLE textclf.version_counters (
+	model_name		text PRIMARY KEY,
+	last_version	integer NOT NULL
+);
+COMMENT ON TABLE textclf.version_counters IS 'last version number used per model name';
+
 -- Versions are immutable.
 CREATE FUNCTION textclf.forbid_update() RETURNS trigger
 	LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS
@@ -141,10 +149,12 @@ SELECT pg_catalog.pg_extension_config_dump('textclf.models', '');
 SELECT pg_catalog.pg_extension_config_dump('textclf.deployments', '');
 SELECT pg_catalog.pg_extension_config_dump('textclf.deployments_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('textclf.training_log', '');
+SELECT pg_catalog.pg_extension_config_dump('textclf.version_counters', '');
 
 -- The registry is written by the extension's functions only; everyone may
 -- read what describes a model, but not its weights (textclf.models.model).
-REVOKE ALL ON textclf.models, textclf.deployments, textclf.training_log FROM PUBLIC;
+REVOKE ALL ON textclf.models, textclf.deployments, textclf.training_log,
+	textclf.version_counters FROM PUBLIC;
 GRANT USAGE ON SCHEMA textclf TO PUBLIC;
 
 CREATE VIEW textclf.versions AS

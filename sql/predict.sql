@@ -196,6 +196,11 @@ SELECT count(*) FROM textclf.deployments WHERE model_name = 'pr';
 SELECT predict(model, 'alpha good nice red') FROM pr_saved;
 SELECT model_name, deployed_version, latest_version, versions, labels
   FROM list_models() WHERE model_name LIKE 'pr%';
+-- version numbers are never reused: training 'pr' again after dropping it
+-- gives the next number, so an old 'pr@N' never names another model
+SELECT version FROM train_classifier('pr', 'pr_docs', 'body', 'label',
+  '{"epochs": 1, "hidden_size": 4, "embedding_dim": 4, "vocab_size": 50, "max_len": 10, "seed": 1, "threads": 1}');
+SELECT drop_model('pr');
 
 -- clean up
 SELECT drop_model('pr3'), drop_model('pr_oov'),

@@ -9,6 +9,7 @@
 --
 SET extra_float_digits = 0;
 SET textclf.progress = off;
+SET textclf.threads = 1;
 \set opts '{"epochs": 5, "hidden_size": 8, "embedding_dim": 4, "vocab_size": 200, "max_len": 20, "seed": 1, "learning_rate": 0.05}'
 
 -- two classes, told apart by two words each, plus noise words

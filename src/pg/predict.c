@@ -148,7 +148,7 @@ ResolveModel(text *arg, uint64 *content_id)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("model \"%s\" has no deployed version", name),
-				 errhint("Deploy a version with deploy(), or pin one as '%s@N'.",
+				 errhint("Train it again, or pin a version as '%s@N'.",
 						 name)));
 	}
 	id = (uint64) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],

@@ -713,11 +713,14 @@ StoreVersion(const char *name, const char *qualrel, Name textcol,
 	/* under the lock, as the caller: only the owner adds versions */
 	TcCheckModelOwner(DatumGetTextPP(values[0]));
 	TcRegistryBegin(&save);
-	ret = SPI_execute_with_args("SELECT COALESCE(pg_catalog.max(m.version), 0) "
-								"OPERATOR(pg_catalog.+) 1 FROM textclf.models m "
-								"WHERE m.model_name OPERATOR(pg_catalog.=) $1",
+	/* numbers are never reused, even after versions were dropped */
+	ret = SPI_execute_with_args("INSERT INTO textclf.version_counters AS c "
+								"(model_name, last_version) VALUES ($1, 1) "
+								"ON CONFLICT (model_name) DO UPDATE SET last_version = "
+								"c.last_version OPERATOR(pg_catalog.+) 1 "
+								"RETURNING c.last_version",
 								1, types, values, NULL, false, 0);
-	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+	if (ret != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
 		elog(ERROR, "could not number the new version");
 	version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 										  SPI_tuptable->tupdesc, 1, &isnull));

@@ -4,7 +4,7 @@
 #	  behind: no model version, no training log or deployment row, no
 #	  temporary spill file.
 #
-#	  The training run would take minutes (sms_spam twice over, 50 epochs,
+#	  The training run would take hours (sms_spam four times over, 500 epochs,
 #	  early stopping off); it is cancelled a few seconds after its spill
 #	  file appeared, i.e. in the middle of an epoch.  The latency is the time
 #	  from pg_cancel_backend() (or from the statement's start plus the
@@ -27,7 +27,7 @@ my $node = textclf_node('cancel');
 load_sms($node, 'postgres', 'sms');
 $node->safe_psql('postgres', q{
 	CREATE TABLE sms4 AS SELECT s.* FROM sms s CROSS JOIN generate_series(1, 4);
-	ANALYZE sms2;
+	ANALYZE sms4;
 });
 
 my $train = q{SELECT version FROM train_classifier('long', 'sms4', 'body', 'label',
