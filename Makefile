@@ -14,7 +14,7 @@ MODULE_big = textclf
 CORE_SRCS = src/core/common.c src/core/unicode_data.c src/core/tokenizer.c \
 	src/core/blas.c src/core/embedding.c src/core/lstm.c src/core/dense.c \
 	src/core/loss.c src/core/adam.c src/core/model.c src/core/format.c \
-	src/core/trainer.c
+	src/core/trainer.c src/core/metrics.c
 PG_SRCS = $(sort $(wildcard src/pg/*.c))
 OBJS = $(CORE_SRCS:.c=.o) $(PG_SRCS:.c=.o)
 

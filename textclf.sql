@@ -220,6 +220,34 @@ CREATE FUNCTION predict_proba(model classifier, input text) RETURNS float8[]
 COMMENT ON FUNCTION predict_proba(classifier, text) IS
 	'class probabilities of input by a classifier value, in label order';
 
+CREATE FUNCTION predict(model_name text, input text, threshold float8) RETURNS text
+	AS 'MODULE_PATHNAME', 'predict_name_threshold'
+	LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION predict(text, text, float8) IS
+	'predicted label of a two-class model, positive when its probability is at least threshold';
+
+CREATE FUNCTION predict(model classifier, input text, threshold float8) RETURNS text
+	AS 'MODULE_PATHNAME', 'predict_classifier_threshold'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION predict(classifier, text, float8) IS
+	'predicted label of a two-class classifier value at the given decision threshold';
+
+/* ---- evaluation ---- */
+
+CREATE FUNCTION evaluate(model_name text, relation regclass, text_column name,
+						 label_column name) RETURNS jsonb
+	AS 'MODULE_PATHNAME', 'evaluate_name'
+	LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION evaluate(text, regclass, name, name) IS
+	'accuracy, log loss, per-class precision/recall/F1, averages, confusion matrix and ROC AUC of a model on a relation';
+
+CREATE FUNCTION evaluate(model classifier, relation regclass, text_column name,
+						 label_column name) RETURNS jsonb
+	AS 'MODULE_PATHNAME', 'evaluate_classifier'
+	LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION evaluate(classifier, regclass, name, name) IS
+	'the metrics of evaluate() for a classifier value';
+
 CREATE FUNCTION tokenize(model_name text, input text) RETURNS text[]
 	AS 'MODULE_PATHNAME', 'tokenize_name'
 	LANGUAGE C STABLE STRICT PARALLEL SAFE;

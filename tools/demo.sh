@@ -124,7 +124,9 @@ section "Install packages, build and install textclf (tools/setup.sh)"
 if [ "$setup" -eq 1 ]; then
 	[ "$(id -u)" -eq 0 ] ||
 		die "run as root (tools/setup.sh installs packages), or use --no-setup"
-	"$REPO/tools/setup.sh"
+	# make -s: the compiler lines are of no interest here
+	MAKEFLAGS="${MAKEFLAGS:-} -s" "$REPO/tools/setup.sh"
+	echo "textclf built and installed"
 else
 	echo "skipped (--no-setup)"
 fi

@@ -24,6 +24,7 @@
 #ifndef TEXTCLF_TRAINER_H
 #define TEXTCLF_TRAINER_H
 
+#include "textclf/metrics.h"
 #include "textclf/model.h"
 
 /* One row handed out by a row source; pointers valid until the next call. */
@@ -68,6 +69,8 @@ typedef struct TcTrainOptions
 	int			class_weight_mode;	/* 0 none, 1 balanced, 2 explicit */
 	const float *class_weights; /* (num_classes) when explicit */
 	int			threads;		/* BLAS threads */
+	long		debug_nan_batch;	/* testing hook: report a NaN loss at this
+									 * global batch number (0 = off) */
 } TcTrainOptions;
 
 typedef struct TcEpochStats
@@ -108,6 +111,11 @@ typedef struct TcTrainResult
 	int			epochs_run;
 	int			best_epoch;
 	TcEpochStats final;			/* stats of the kept epoch */
+	/*
+	 * Metrics of the kept weights on the validation rows (K = 0 when there
+	 * are none); the caller summarizes and frees it.
+	 */
+	TcMetrics	val_metrics;
 } TcTrainResult;
 
 /* Default training options (the reference: batch 32, Adam 1e-3, ...). */

@@ -25,7 +25,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "textclf/layers.h"
+#include "textclf/kernels.h"
 
 /* 1 / (1 + exp(-x)), without overflow for large |x|. */
 float
@@ -76,6 +76,75 @@ tc_lstm_work_floats(int N, int B, int H)
 	return (size_t) N * G + (size_t) N * H + 2 * (size_t) B * H;
 }
 
+/* gates (N,G) = x (N,E) Wx (E,G) + b (G): the input projection of every token. */
+static void
+lstm_input_projection(float *gates, const float *x, const float *Wx,
+					  const float *b, int N, int E, int G)
+{
+	for (int n = 0; n < N; n++)
+		memcpy(gates + (size_t) n * G, b, sizeof(float) * (size_t) G);
+	tc_sgemm(false, false, N, G, E, 1.0f, x, E, Wx, G, 1.0f, gates, G);
+}
+
+/* hlast (B,H) = h (from hs (N,H)) at each sequence's last step, zero if empty. */
+static void
+lstm_gather_hlast(float *hlast, const float *hs, const TcPack *p, int H)
+{
+	for (int s = 0; s < p->B; s++)
+	{
+		int			len = p->lens[s];
+
+		if (len > 0)
+			memcpy(hlast + (size_t) s * H,
+				   hs + ((size_t) p->off[len - 1] + s) * H,
+				   sizeof(float) * (size_t) H);
+		else
+			memset(hlast + (size_t) s * H, 0, sizeof(float) * (size_t) H);
+	}
+}
+
+/*
+ * The parameter gradients from the gate gradients dG (N,G), as single
+ * GEMMs over all N rows: dWx (E,G) += x^T dG, dx (N,E) = dG Wx^T (when not
+ * NULL), dWh (H,G) += hprev^T dG with hprev (N,H) scratch filled from hs
+ * (N,H) shifted by one step, db (G) += column sums of dG.
+ */
+static void
+lstm_param_grads(float *dx, float *dWx, float *dWh, float *db,
+				 const float *dG, float *hprev, const float *hs,
+				 const float *x, const float *Wx, const TcPack *p, int E,
+				 int H)
+{
+	int			G = 4 * H;
+	int			N = p->N;
+	int			T = p->T;
+
+	tc_sgemm(true, false, E, G, N, 1.0f, x, E, dG, G, 1.0f, dWx, G);
+	if (dx != NULL)
+		tc_sgemm(false, true, N, E, G, 1.0f, dG, G, Wx, G, 0.0f, dx, E);
+
+	/* rows of step 0 have h(-1) = 0: only rows from off[1] on contribute */
+	if (T > 1)
+	{
+		size_t		r0 = (size_t) p->off[1];
+
+		for (int t = 1; t < T; t++)
+			memcpy(hprev + (size_t) p->off[t] * H,
+				   hs + (size_t) p->off[t - 1] * H,
+				   sizeof(float) * (size_t) p->bs[t] * H);
+		tc_sgemm(true, false, H, G, N - (int) r0, 1.0f, hprev + r0 * H, H,
+				 dG + r0 * G, G, 1.0f, dWh, G);
+	}
+
+	for (int n = 0; n < N; n++)
+	{
+		const float *dz = dG + (size_t) n * G;
+
+		for (int j = 0; j < G; j++)
+			db[j] += dz[j];
+	}
+}
+
 /*
  * hlast (B,H), caches gates (N,G) / cs (N,H) / hs (N,H) (read by
  * tc_lstm_backward) from x (N,E), Wx (E,G), Wh (H,G), b (G).
@@ -88,10 +157,7 @@ tc_lstm_forward(float *hlast, float *gates, float *cs, float *hs,
 	int			G = 4 * H;
 	int			N = p->N;
 
-	/* input projection of every token at once: gates = x Wx + b */
-	for (int n = 0; n < N; n++)
-		memcpy(gates + (size_t) n * G, b, sizeof(float) * (size_t) G);
-	tc_sgemm(false, false, N, G, E, 1.0f, x, E, Wx, G, 1.0f, gates, G);
+	lstm_input_projection(gates, x, Wx, b, N, E, G);
 
 	for (int t = 0; t < p->T; t++)
 	{
@@ -129,18 +195,7 @@ tc_lstm_forward(float *hlast, float *gates, float *cs, float *hs,
 		}
 	}
 
-	/* final hidden state of each sequence (zero for an empty one) */
-	for (int s = 0; s < p->B; s++)
-	{
-		int			len = p->lens[s];
-
-		if (len > 0)
-			memcpy(hlast + (size_t) s * H,
-				   hs + ((size_t) p->off[len - 1] + s) * H,
-				   sizeof(float) * (size_t) H);
-		else
-			memset(hlast + (size_t) s * H, 0, sizeof(float) * (size_t) H);
-	}
+	lstm_gather_hlast(hlast, hs, p, H);
 }
 
 /*
@@ -209,29 +264,172 @@ tc_lstm_backward(float *dx, float *dWx, float *dWh, float *db,
 					 0.0f, dh, H);
 	}
 
-	/* parameter gradients as single GEMMs over all N rows */
-	tc_sgemm(true, false, E, G, N, 1.0f, x, E, dG, G, 1.0f, dWx, G);
-	if (dx != NULL)
-		tc_sgemm(false, true, N, E, G, 1.0f, dG, G, Wx, G, 0.0f, dx, E);
+	lstm_param_grads(dx, dWx, dWh, db, dG, hprev, hs, x, Wx, p, E, H);
+}
 
-	/* rows of step 0 have h(-1) = 0: only rows from off[1] on contribute */
-	if (T > 1)
+/* ---------------------------------------------------------------------
+ * Fast path: the recurrence through the AVX2 step kernels of kernels.c,
+ * the sequences of the batch split across the core's worker threads.
+ * ---------------------------------------------------------------------
+ */
+
+/* Shared arguments of the forward and backward recurrence tasks. */
+typedef struct LstmTask
+{
+	const TcPack *p;
+	int			H;
+	const float *packed;		/* tc_lstm_pack(Wh) */
+	float	   *gates;			/* (N,G) */
+	float	   *cs;				/* (N,H) */
+	float	   *hs;				/* (N,H) */
+	const float *dhlast;		/* (B,H) backward only */
+	float	   *dG;				/* (N,G) backward only */
+	float	   *dh;				/* (B,H) backward only */
+	float	   *dc;				/* (B,H) backward only */
+} LstmTask;
+
+/*
+ * Sequences [*lo, *hi) of thread tid of n: contiguous ranges holding about
+ * N / n tokens each (lengths are non-increasing, so earlier ranges hold
+ * fewer, longer sequences).
+ */
+static void
+lstm_seq_range(const TcPack *p, int tid, int n, int *lo, int *hi)
+{
+	long long	want_lo = (long long) p->N * tid / n;
+	long long	want_hi = (long long) p->N * (tid + 1) / n;
+	long long	cum = 0;
+	int			s = 0;
+
+	while (s < p->B && cum < want_lo)
+		cum += p->lens[s++];
+	*lo = s;
+	while (s < p->B && cum < want_hi)
+		cum += p->lens[s++];
+	*hi = (tid == n - 1) ? p->B : s;
+}
+
+/* Forward recurrence of one thread's sequences. */
+static void
+lstm_forward_task(void *arg, int tid, int n)
+{
+	LstmTask   *a = arg;
+	const TcPack *p = a->p;
+	int			H = a->H;
+	int			G = 4 * H;
+	int			lo;
+	int			hi;
+
+	lstm_seq_range(p, tid, n, &lo, &hi);
+	for (int t = 0; t < p->T; t++)
 	{
-		size_t		r0 = (size_t) p->off[1];
+		int			end = hi < p->bs[t] ? hi : p->bs[t];
+		size_t		row = (size_t) p->off[t] + lo;
+		size_t		prow = (t > 0) ? (size_t) p->off[t - 1] + lo : 0;
 
-		for (int t = 1; t < T; t++)
-			memcpy(hprev + (size_t) p->off[t] * H,
-				   hs + (size_t) p->off[t - 1] * H,
-				   sizeof(float) * (size_t) p->bs[t] * H);
-		tc_sgemm(true, false, H, G, N - (int) r0, 1.0f, hprev + r0 * H, H,
-				 dG + r0 * G, G, 1.0f, dWh, G);
+		if (end <= lo)
+			break;
+		tc_lstm_fwd_rows(a->gates + row * G, a->cs + row * H, a->hs + row * H,
+						 t > 0 ? a->cs + prow * H : NULL,
+						 t > 0 ? a->hs + prow * H : NULL,
+						 end - lo, a->packed, H);
 	}
+}
 
-	for (int n = 0; n < N; n++)
+/* Backward recurrence of one thread's sequences: fills their rows of dG. */
+static void
+lstm_backward_task(void *arg, int tid, int n)
+{
+	LstmTask   *a = arg;
+	const TcPack *p = a->p;
+	int			H = a->H;
+	int			G = 4 * H;
+	int			lo;
+	int			hi;
+
+	lstm_seq_range(p, tid, n, &lo, &hi);
+	for (int t = p->T - 1; t >= 0; t--)
 	{
-		const float *dz = dG + (size_t) n * G;
+		int			end = hi < p->bs[t] ? hi : p->bs[t];
+		int			bnext = (t + 1 < p->T) ? p->bs[t + 1] : 0;
+		size_t		row = (size_t) p->off[t] + lo;
 
-		for (int j = 0; j < G; j++)
-			db[j] += dz[j];
+		if (end <= lo)
+			continue;
+		/* sequences whose last step is t join here with their dhlast */
+		for (int s = (bnext > lo ? bnext : lo); s < end; s++)
+		{
+			memcpy(a->dh + (size_t) s * H, a->dhlast + (size_t) s * H,
+				   sizeof(float) * (size_t) H);
+			memset(a->dc + (size_t) s * H, 0, sizeof(float) * (size_t) H);
+		}
+		tc_lstm_bwd_rows(a->dG + row * G, a->dh + (size_t) lo * H,
+						 a->dc + (size_t) lo * H, a->gates + row * G,
+						 a->cs + row * H,
+						 t > 0 ? a->cs + ((size_t) p->off[t - 1] + lo) * H : NULL,
+						 end - lo, a->packed, H, t > 0);
 	}
+}
+
+/*
+ * tc_lstm_forward through the fast kernels; packed (tc_lstm_packed_floats)
+ * holds tc_lstm_pack(Wh).  The reference runs when the fast kernels are off.
+ */
+void
+tc_lstm_forward_fast(float *hlast, float *gates, float *cs, float *hs,
+					 const float *x, const float *Wx, const float *Wh,
+					 const float *b, const TcPack *p, int E, int H,
+					 const float *packed, int threads)
+{
+	LstmTask	task;
+
+	if (!tc_kernels_use_fast() || packed == NULL)
+	{
+		tc_lstm_forward(hlast, gates, cs, hs, x, Wx, Wh, b, p, E, H);
+		return;
+	}
+	lstm_input_projection(gates, x, Wx, b, p->N, E, 4 * H);
+	memset(&task, 0, sizeof(task));
+	task.p = p;
+	task.H = H;
+	task.packed = packed;
+	task.gates = gates;
+	task.cs = cs;
+	task.hs = hs;
+	tc_run_parallel(p->B < threads ? p->B : threads, lstm_forward_task, &task);
+	lstm_gather_hlast(hlast, hs, p, H);
+}
+
+/* tc_lstm_backward through the fast kernels; see tc_lstm_forward_fast. */
+void
+tc_lstm_backward_fast(float *dx, float *dWx, float *dWh, float *db,
+					  const float *dhlast, const float *gates,
+					  const float *cs, const float *hs, const float *x,
+					  const float *Wx, const float *Wh, const TcPack *p,
+					  int E, int H, const float *packed, int threads,
+					  float *work)
+{
+	LstmTask	task;
+	size_t		N = (size_t) p->N;
+	size_t		G = 4 * (size_t) H;
+
+	if (!tc_kernels_use_fast() || packed == NULL)
+	{
+		tc_lstm_backward(dx, dWx, dWh, db, dhlast, gates, cs, hs, x, Wx, Wh,
+						 p, E, H, work);
+		return;
+	}
+	memset(&task, 0, sizeof(task));
+	task.p = p;
+	task.H = H;
+	task.packed = packed;
+	task.gates = (float *) gates;
+	task.cs = (float *) cs;
+	task.dhlast = dhlast;
+	task.dG = work;
+	task.dh = work + N * G + N * H;
+	task.dc = task.dh + (size_t) p->B * H;
+	tc_run_parallel(p->B < threads ? p->B : threads, lstm_backward_task, &task);
+	lstm_param_grads(dx, dWx, dWh, db, task.dG, work + N * G, hs, x, Wx, p,
+					 E, H);
 }

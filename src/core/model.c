@@ -179,9 +179,9 @@ tc_config_validate(const TcConfig *cfg, TcError *err)
 	if (cfg->tok.mode != TC_TOK_WORD && cfg->tok.mode != TC_TOK_CHAR)
 		return tc_error(err, TC_ERR_INVALID_ARG,
 						"unrecognized tokenizer mode: %d", cfg->tok.mode);
-	if (!(cfg->threshold >= 0.0f && cfg->threshold <= 1.0f))
+	if (!(cfg->threshold > 0.0f && cfg->threshold < 1.0f))
 		return tc_error(err, TC_ERR_INVALID_ARG,
-						"\"threshold\" must be between 0 and 1");
+						"\"threshold\" must be greater than 0 and less than 1");
 	return TC_OK;
 }
 

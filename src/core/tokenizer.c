@@ -708,7 +708,7 @@ tc_vocab_check_size(int vocab_size, bool use_oov, int32_t *first_id,
 TcStatus
 tc_vocab_finalize(TcVocab *v, int vocab_size, bool use_oov, TcError *err)
 {
-	int32_t		first_id;
+	int32_t		first_id = 1;
 	size_t		k;
 	size_t	   *order;
 	size_t	   *tmp;
@@ -755,7 +755,7 @@ tc_vocab_from_words(const TcAllocator *a, const char *const *words,
 					const size_t *lens, size_t n, int vocab_size,
 					bool use_oov, TcError *err)
 {
-	int32_t		first_id;
+	int32_t		first_id = 1;
 	TcVocab    *v;
 	TcArenaChunk *chunk;
 	size_t		bytes = 0;

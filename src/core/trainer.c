@@ -458,7 +458,7 @@ count_correct(const Trainer *tr, int B)
 		}
 		else
 			p = tr->probs + (size_t) b * K;
-		if (tc_model_decide(tr->model, p, 0.5f) == tr->targets[b])
+		if (tc_model_decide(tr->model, p, tr->model->cfg.threshold) == tr->targets[b])
 			correct++;
 	}
 	return correct;
@@ -498,6 +498,53 @@ evaluate_validation(Trainer *tr, double *loss, double *acc)
 	}
 	*loss = sum / (double) tr->val.n;
 	*acc = (double) correct / (double) tr->val.n;
+	return TC_OK;
+}
+
+/* Metrics of the current weights on the validation rows. */
+static TcStatus
+validation_metrics(Trainer *tr, TcMetrics *mt)
+{
+	TcStatus	st;
+	int			bsz = tr->opts.batch_size;
+	int			C = tr->model->cfg.num_classes;
+	int			K = tr->model->K;
+
+	if ((st = tc_metrics_init(mt, tr->a, C, tr->err)) != TC_OK)
+		return st;
+	for (size_t from = 0; from < tr->val.n; from += bsz)
+	{
+		int			B = (int) (tr->val.n - from < (size_t) bsz ? tr->val.n - from : (size_t) bsz);
+		double		l;
+
+		if ((st = read_batch(tr, &tr->val, from, B)) != TC_OK ||
+			(st = tc_model_batch(tr->model, tr->seqs, tr->lens, tr->targets,
+								 NULL, B, false, &l, tr->probs,
+								 tr->err)) != TC_OK)
+			return st;
+		for (int b = 0; b < B; b++)
+		{
+			float		p2[2];
+			const float *p;
+
+			if (K == 1)
+			{
+				p2[1] = tr->probs[b];
+				p2[0] = 1.0f - p2[1];
+				p = p2;
+			}
+			else
+				p = tr->probs + (size_t) b * C;
+			if ((st = tc_metrics_add(mt, p, tr->targets[b],
+									 tc_model_decide(tr->model, p,
+													 tr->model->cfg.threshold),
+									 tr->err)) != TC_OK)
+				return st;
+		}
+		if (tr->cb && tr->cb->on_rows &&
+			(st = tr->cb->on_rows(tr->cb->arg, (long) from)) != TC_OK)
+			return tc_error(tr->err, st, "training was stopped");
+	}
 	return TC_OK;
 }
 
@@ -580,6 +627,9 @@ run_epochs(Trainer *tr, TcTrainResult *res)
 									 true, &loss, tr->probs,
 									 tr->err)) != TC_OK)
 				return st;
+			if (tr->opts.debug_nan_batch > 0 &&
+				(long) (epoch - 1) * batches + bi + 1 == tr->opts.debug_nan_batch)
+				loss = NAN;
 			if (!isfinite(loss))
 			{
 				tc_error(tr->err, TC_ERR_DATA,
@@ -807,6 +857,8 @@ tc_train(const TcAllocator *a, const TcConfig *cfg,
 	if ((st = setup_class_weights(&tr)) != TC_OK)
 		goto done;
 	st = run_epochs(&tr, result);
+	if (st == TC_OK && tr.val.n > 0)
+		st = validation_metrics(&tr, &result->val_metrics);
 
 done:
 	trainer_cleanup(&tr);
@@ -814,6 +866,8 @@ done:
 	{
 		if (tr.model)
 			tc_model_free(tr.model);
+		if (result->val_metrics.confusion)
+			tc_metrics_free(&result->val_metrics);
 		return st;
 	}
 	*out = tr.model;

@@ -36,6 +36,17 @@ extern TcCachedModel *TcCacheLoad(const unsigned char *buf, size_t size);
 /* Counter bumped whenever an entry leaves the cache. */
 extern uint64 TcCacheGeneration(void);
 
+/* predict.c: resolve a model name ('name' or 'name@N') and load it */
+extern TcCachedModel *TcResolveModelName(text *name);
+/* train.c: check relation, columns and SELECT privilege; quote names */
+extern void TcCheckSource(Oid relid, Name textcol, Name labelcol,
+						  char **qualrel, const char **qtext,
+						  const char **qlabel);
+/* evaluate.c: metrics as a JSON object (labels in UTF-8) */
+struct TcMetrics;
+extern char *TcMetricsJson(struct TcMetrics *m, char **labels, long skipped,
+						   long unknown);
+
 /* predict.c helpers shared with evaluate/tokenize */
 extern int	TcTextToIds(const TcModel *m, text *t, int32 *ids);
 

@@ -24,6 +24,7 @@
 extern int	textclf_threads;			/* textclf.threads */
 extern int	textclf_model_cache_size;	/* textclf.model_cache_size, in kB */
 extern bool textclf_progress;			/* textclf.progress */
+extern int	textclf_test_nan_batch;		/* textclf.test_nan_at_batch */
 
 /* alloc hook of tc_pg_allocator: NULL, never an ERROR, on failure */
 static inline void *

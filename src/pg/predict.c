@@ -31,6 +31,8 @@ PG_FUNCTION_INFO_V1(predict_proba_name);
 PG_FUNCTION_INFO_V1(predict_classifier);
 PG_FUNCTION_INFO_V1(predict_proba_classifier);
 PG_FUNCTION_INFO_V1(tokenize_name);
+PG_FUNCTION_INFO_V1(predict_name_threshold);
+PG_FUNCTION_INFO_V1(predict_classifier_threshold);
 
 /* What a predict call remembers for the rest of its query. */
 typedef struct PredictState
@@ -182,6 +184,15 @@ ResolveModel(text *arg, uint64 *content_id)
 	return cm;
 }
 
+/* Resolve a model name for callers outside this file (evaluate). */
+TcCachedModel *
+TcResolveModelName(text *name)
+{
+	uint64		id;
+
+	return ResolveModel(name, &id);
+}
+
 /* The cached model for a name-taking call, resolved once per query. */
 static TcCachedModel *
 ModelForName(FunctionCallInfo fcinfo, text *name)
@@ -264,14 +275,40 @@ Score(TcCachedModel *cm, text *input)
 	tc_model_infer(cm->model, cm->ids, n, cm->probs, cm->work);
 }
 
-/* The predicted label as text. */
+/* The predicted label as text, deciding two classes at threshold. */
+static Datum
+LabelResultAt(TcCachedModel *cm, float threshold)
+{
+	int			k = tc_model_decide(cm->model, cm->probs, threshold);
+	const char *label = cm->model->labels[k];
+
+	if (GetDatabaseEncoding() != PG_UTF8)
+		label = pg_any_to_server(label, strlen(label), PG_UTF8);
+	return CStringGetTextDatum(label);
+}
+
+/* The predicted label with the model's own threshold. */
 static Datum
 LabelResult(TcCachedModel *cm)
 {
-	int			k = tc_model_decide(cm->model, cm->probs,
-									cm->model->cfg.threshold);
+	return LabelResultAt(cm, cm->model->cfg.threshold);
+}
 
-	return CStringGetTextDatum(cm->model->labels[k]);
+/* Check a per-call threshold for the model. */
+static float
+CheckThreshold(TcCachedModel *cm, double t)
+{
+	if (cm->model->cfg.num_classes != 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a decision threshold applies to two-class models only"),
+				 errdetail("The model has %d classes; it predicts the most probable one.",
+						   cm->model->cfg.num_classes)));
+	if (!(t > 0.0 && t < 1.0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("threshold must be greater than 0 and less than 1")));
+	return (float) t;
 }
 
 /* The class probabilities as float8[]. */
@@ -337,6 +374,36 @@ predict_proba_classifier(PG_FUNCTION_ARGS)
 	cm = ModelForValue(fcinfo, 0);
 	Score(cm, PG_GETARG_TEXT_PP(1));
 	PG_RETURN_DATUM(ProbaResult(cm));
+}
+
+/* predict(model_name text, input text, threshold float8) RETURNS text */
+Datum
+predict_name_threshold(PG_FUNCTION_ARGS)
+{
+	TcCachedModel *cm;
+	float		t;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		PG_RETURN_NULL();
+	cm = ModelForName(fcinfo, PG_GETARG_TEXT_PP(0));
+	t = CheckThreshold(cm, PG_GETARG_FLOAT8(2));
+	Score(cm, PG_GETARG_TEXT_PP(1));
+	PG_RETURN_DATUM(LabelResultAt(cm, t));
+}
+
+/* predict(classifier, input text, threshold float8) RETURNS text */
+Datum
+predict_classifier_threshold(PG_FUNCTION_ARGS)
+{
+	TcCachedModel *cm;
+	float		t;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		PG_RETURN_NULL();
+	cm = ModelForValue(fcinfo, 0);
+	t = CheckThreshold(cm, PG_GETARG_FLOAT8(2));
+	Score(cm, PG_GETARG_TEXT_PP(1));
+	PG_RETURN_DATUM(LabelResultAt(cm, t));
 }
 
 /* tokenize(model_name text, input text) RETURNS text[]: the tokens kept */

@@ -34,6 +34,13 @@ int			textclf_model_cache_size = 256 * 1024;
 /* textclf.progress: a NOTICE per training epoch */
 bool		textclf_progress = true;
 
+/*
+ * textclf.test_nan_at_batch: a testing hook that makes training report a
+ * NaN loss at the given batch, to exercise the divergence error.  Superuser
+ * only and hidden from SHOW ALL.
+ */
+int			textclf_test_nan_batch = 0;
+
 void		_PG_init(void);
 
 /* Register the textclf.* settings and reserve the prefix. */
@@ -76,6 +83,19 @@ _PG_init(void)
 							 NULL,
 							 NULL,
 							 NULL);
+
+	DefineCustomIntVariable("textclf.test_nan_at_batch",
+							gettext_noop("Testing hook: report a NaN training loss at this batch."),
+							gettext_noop("Zero (the default) turns it off."),
+							&textclf_test_nan_batch,
+							0,
+							0,
+							INT_MAX,
+							PGC_SUSET,
+							GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
+							NULL,
+							NULL,
+							NULL);
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("textclf");

@@ -373,8 +373,8 @@ OptionsJson(const TrainOptions *o)
 /* ---- relation and columns ---- */
 
 /* Check the relation, the caller's privilege and the column types. */
-static void
-CheckSource(Oid relid, Name textcol, Name labelcol, char **qualrel,
+void
+TcCheckSource(Oid relid, Name textcol, Name labelcol, char **qualrel,
 			const char **qtext, const char **qlabel)
 {
 	char	   *relname = get_rel_name(relid);
@@ -825,6 +825,7 @@ train_classifier(PG_FUNCTION_ARGS)
 	uint64		content_id;
 	Classifier *value;
 	char	   *metrics;
+	char	   *val_json;
 	char	   *options_json;
 	int32		version;
 	TupleDesc	tupdesc;
@@ -854,6 +855,7 @@ train_classifier(PG_FUNCTION_ARGS)
 		elog(ERROR, "return type must be a row type");
 	CheckModelName(model_name);
 	ParseOptions(options, &o);
+	o.opts.debug_nan_batch = textclf_test_nan_batch;
 	{
 		TcConfig	c = o.cfg;
 
@@ -861,7 +863,7 @@ train_classifier(PG_FUNCTION_ARGS)
 		st = tc_config_validate(&c, &err);
 		TcCheck(st, &err);
 	}
-	CheckSource(relid, textcol, labelcol, &qualrel, &qtext, &qlabel);
+	TcCheckSource(relid, textcol, labelcol, &qualrel, &qtext, &qlabel);
 	INSTR_TIME_SET_CURRENT(start);
 
 	traincxt = AllocSetContextCreate(callcxt, "textclf train",
@@ -940,16 +942,18 @@ train_classifier(PG_FUNCTION_ARGS)
 	INSTR_TIME_SET_CURRENT(duration);
 	INSTR_TIME_SUBTRACT(duration, start);
 	options_json = OptionsJson(&o);
+	val_json = res.val_metrics.confusion ?
+		TcMetricsJson(&res.val_metrics, labels, 0, 0) : pstrdup("null");
 	metrics = psprintf("{\"train_loss\": %s, \"train_accuracy\": %s, "
 					   "\"validation_loss\": %s, \"validation_accuracy\": %s, "
 					   "\"train_rows\": %ld, \"validation_rows\": %ld, "
 					   "\"skipped_rows\": %ld, \"epochs_run\": %d, \"best_epoch\": %d, "
-					   "\"seconds\": %.3f}",
+					   "\"seconds\": %.3f, \"validation\": %s}",
 					   JsonNum(res.final.loss), JsonNum(res.final.accuracy),
 					   JsonNum(res.final.val_loss), JsonNum(res.final.val_accuracy),
 					   res.rows_train, res.rows_val, res.rows_skipped,
 					   res.epochs_run, res.best_epoch,
-					   INSTR_TIME_GET_DOUBLE(duration));
+					   INSTR_TIME_GET_DOUBLE(duration), val_json);
 	version = StoreVersion(model_name, qualrel, textcol, labelcol, options_json,
 						   labels, nlabels, metrics, content_id, value, &prog);
 	SPI_finish();

@@ -104,6 +104,14 @@ train_synth(Synth *s, const TcTrainOptions *o, const TcTrainCallbacks *cb,
 	return st;
 }
 
+/* Free the validation metrics a successful training returned. */
+static void
+free_result(TcTrainResult *res)
+{
+	if (res->val_metrics.confusion)
+		tc_metrics_free(&res->val_metrics);
+}
+
 /* Serialize a model into a malloc'd buffer. */
 static unsigned char *
 blob(const TcModel *m, size_t *size)
@@ -189,8 +197,22 @@ main(void)
 	tc_check(res.final.val_accuracy > 0.95, "validation accuracy %.3f > 0.95",
 			 res.final.val_accuracy);
 	tc_check(synth_accuracy(m, &s) > 0.95, "inference agrees with training");
+	{
+		TcMetricsSummary ms;
+
+		tc_check(tc_metrics_summarize(&res.val_metrics, &ms, &err) == TC_OK &&
+				 ms.rows == res.rows_val &&
+				 fabs(ms.accuracy - res.final.val_accuracy) < 1e-12 &&
+				 ms.per_class[0].support + ms.per_class[1].support == res.rows_val &&
+				 ms.roc_auc > 0.95,
+				 "validation metrics of the kept weights (accuracy %.4f, AUC %.4f)",
+				 ms.accuracy, ms.roc_auc);
+		tc_free(&tc_test_alloc, ms.per_class);
+		free_result(&res);
+	}
 
 	st = train_synth(&s, &o, NULL, &m2, &res2, &err);
+	free_result(&res2);
 	b1 = blob(m, &n1);
 	b2 = blob(m2, &n2);
 	tc_check(st == TC_OK && b1 && b2 && n1 == n2 && memcmp(b1, b2, n1) == 0,
@@ -201,6 +223,7 @@ main(void)
 	tc_model_free(m2);
 	o.seed = 7;
 	st = train_synth(&s, &o, NULL, &m2, &res2, &err);
+	free_result(&res2);
 	b2 = blob(m2, &n2);
 	tc_check(st == TC_OK && b2 && (n1 != n2 || memcmp(b1, b2, n1) != 0),
 			 "another seed gives another model");
@@ -213,6 +236,7 @@ main(void)
 	/* four classes, softmax */
 	s.classes = 4;
 	st = train_synth(&s, &o, NULL, &m, &res, &err);
+	free_result(&res);
 	tc_check(st == TC_OK && m->K == 4, "four classes give a softmax output");
 	if (st == TC_OK)
 	{
@@ -225,6 +249,7 @@ main(void)
 	s.classes = 2;
 	s.null_every = 10;
 	st = train_synth(&s, &o, NULL, &m, &res, &err);
+	free_result(&res);
 	tc_check(st == TC_OK && res.rows_skipped == 40 &&
 			 res.rows_train + res.rows_val == 360, "NULL labels skipped (%ld)",
 			 res.rows_skipped);
@@ -238,6 +263,7 @@ main(void)
 	o.epochs = 50;
 	o.adam.lr = 5e-2f;
 	st = train_synth(&s, &o, NULL, &m, &res, &err);
+	free_result(&res);
 	tc_check(st == TC_OK && res.epochs_run < 50 &&
 			 res.best_epoch == res.epochs_run - 1,
 			 "early stopping (ran %d, best %d)", res.epochs_run, res.best_epoch);
@@ -253,6 +279,13 @@ main(void)
 	st = train_synth(&s, &o, &cb, &m, &res, &err);
 	tc_check(st == TC_ERR_CANCELLED && m == NULL, "a callback stops training");
 	cb.on_batch = NULL;
+
+	/* a NaN loss is a clean error with a hint, and no model */
+	o.debug_nan_batch = 5;
+	st = train_synth(&s, &o, NULL, &m, &res, &err);
+	tc_check(st == TC_ERR_DATA && m == NULL && strstr(err.msg, "NaN") &&
+			 strstr(err.hint, "learning rate"), "NaN loss: %s", err.msg);
+	o.debug_nan_batch = 0;
 
 	/* one class only */
 	s.classes = 1;

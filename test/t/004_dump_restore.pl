@@ -4,9 +4,9 @@
 #	  and the deployment id sequence are extension configuration tables,
 #	  so pg_dump writes their rows after CREATE EXTENSION.  In the new
 #	  database both versions predict exactly as before (50 texts, labels and
-#	  probabilities, deployed and pinned versions), textclf.versions and the
-#	  deployment history are the same, and training goes on with the next
-#	  version and deployment id.  Also a COPY (FORMAT binary) round trip of
+#	  probabilities, deployed and pinned versions), textclf.versions, the
+#	  training log, the version counters and the deployment history are the
+#	  same, and training goes on with the next version and deployment id.  Also a COPY (FORMAT binary) round trip of
 #	  textclf.models (classifier_send / classifier_recv) into a fresh
 #	  database.
 #
@@ -73,17 +73,23 @@ my $weights = q{
 					  E'\n' ORDER BY model_name, version)
 	FROM textclf.models};
 
-my %before = map { $_->[0] => $node->safe_psql('src', $_->[1]) } (
-	[ predictions => $predictions ],
-	[ versions    => $versions ],
-	[ deployments => $deployments ],
-	[ log         => $log ],
-	[ weights     => $weights ]);
+my $counters = q{
+	SELECT string_agg(model_name || ' ' || last_version, ',' ORDER BY model_name)
+	FROM textclf.version_counters};
+my %queries = (
+	predictions => $predictions,
+	versions    => $versions,
+	deployments => $deployments,
+	log         => $log,
+	weights     => $weights,
+	counters    => $counters);
+my %before = map { $_ => $node->safe_psql('src', $queries{$_}) } keys %queries;
 is(scalar(split /\n/, $before{predictions}), 50, 'source: 50 predictions');
-like($before{versions}, qr/^dm 1 .* f\ndm 2 .* t\nother 1 .* t$/s,
+like($before{versions}, qr/^dm 1 [^\n]* f\ndm 2 [^\n]* t\nother 1 [^\n]* t$/,
 	'source: dm has versions 1 and 2, 2 deployed');
 is(scalar(split /\n/, $before{deployments}), 3, 'source: 3 deployment rows');
 unlike($before{weights}, qr/ f$/m, 'source: content ids match the classifiers');
+is($before{counters}, 'dm 3,other 1', 'source: version counters');
 
 # ---- pg_dump | psql into a new database ----
 
@@ -96,21 +102,21 @@ my $ok = $node->psql('dst', undef, extra_params => [ '-v', 'ON_ERROR_STOP=1', '-
 is($ok, 0, 'the dump restores without error') or diag($stderr);
 unlike($stderr // '', qr/ERROR/, 'no ERROR while restoring');
 
-foreach my $what (qw(predictions versions deployments log weights))
+foreach my $what (sort keys %queries)
 {
-	my $q = { predictions => $predictions, versions => $versions,
-		deployments => $deployments, log => $log, weights => $weights }->{$what};
-	is($node->safe_psql('dst', $q), $before{$what}, "restored: $what identical");
+	is($node->safe_psql('dst', $queries{$what}), $before{$what}, "restored: $what identical");
 }
 is($node->safe_psql('dst', q{SELECT string_agg(model_name || ':' || deployed_version || '/' || latest_version, ',') FROM list_models()}),
 	'dm:2/2,other:1/1', 'restored: list_models');
 
-# training goes on: version 3, and a deployment id past the dumped sequence
+# training goes on: version 4 (version numbers are never reused, and
+# textclf.version_counters is dumped too), and a deployment id past the
+# dumped sequence
 is( $node->safe_psql('dst', qq{
 		SELECT version FROM train_classifier('dm', 'sms', 'body', 'label', '{"epochs": 1, $small}');
 		}),
-	'3',
-	'restored: the next training stores version 3');
+	'4',
+	'restored: the next training stores version 4, not the dropped number 3');
 is($node->safe_psql('dst', q{SELECT max(id) FROM textclf.deployments}),
 	'5', 'restored: the deployment id sequence continued past the dropped id 4');
 

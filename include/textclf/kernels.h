@@ -1,0 +1,138 @@
+/*
+ * kernels.h
+ *	  Hand-written kernels for the hot fixed-shape paths of the core: the
+ *	  LSTM recurrence (one step for a group of rows, forward and backward)
+ *	  and the gate activations, in AVX2/FMA, plus the core's own worker
+ *	  threads for training.
+ *
+ * Every fast kernel keeps a plain reference beside it (the loops of
+ * lstm.c, libm's expf/tanhf) and is chosen at run time: the fast path runs
+ * only when the CPU reports avx2 and fma (__builtin_cpu_supports) and the
+ * reference has not been forced with tc_kernels_force_reference(true).
+ * The kernels are compiled with __attribute__((target("avx2,fma"))), so
+ * the rest of the core builds for any x86-64 (no -march flag).
+ *
+ * Accuracy of the fast activations (exp by Cody-Waite reduction and a
+ * degree-7 polynomial, expm1 form for tanh): relative error below 1e-6
+ * against double precision wherever the result is a normal float.  The
+ * fast LSTM agrees with the reference to about 1e-6 relative (float
+ * summation order differs); test/core/test_kernels.c states the bounds.
+ * Each path is deterministic: same inputs, same bits, at any thread count.
+ *
+ * Threads: tc_blas_set_threads(n) also sets the number of the core's own
+ * worker threads.  Training splits the sequences of a packed batch across
+ * them (no barrier: sequences are independent through the recurrence);
+ * they are started and joined inside one call, run with every signal
+ * blocked, compute on memory the caller allocated, and never call back.
+ * Inference is single-threaded.
+ *
+ * Memory: nothing here allocates; packed weights live in buffers the
+ * caller sizes with tc_lstm_packed_floats / tc_lstm_infer_panel_floats.
+ */
+#ifndef TEXTCLF_KERNELS_H
+#define TEXTCLF_KERNELS_H
+
+#include "textclf/layers.h"
+
+/* True when the CPU supports the fast kernels (avx2 and fma). */
+bool		tc_kernels_fast_available(void);
+/* True when the fast kernels will run: available and not forced off. */
+bool		tc_kernels_use_fast(void);
+/* Force the reference kernels (true) or allow the fast ones (false); for tests. */
+void		tc_kernels_force_reference(bool force);
+
+/* Worker threads for training (1..64); set through tc_blas_set_threads. */
+void		tc_kernels_set_threads(int n);
+int			tc_kernels_threads(void);
+
+/* Work function of tc_run_parallel: thread tid of nthreads. */
+typedef void (*TcTaskFn) (void *arg, int tid, int nthreads);
+/*
+ * Run fn(arg, tid, n) for tid = 0 .. n-1, tid 0 on the calling thread and
+ * the others on threads started here and joined before returning (if a
+ * thread cannot be started its share runs on the caller).
+ */
+void		tc_run_parallel(int nthreads, TcTaskFn fn, void *arg);
+
+/* ---- activations ---- */
+
+/* y (n) = sigmoid(x (n)); y may equal x.  Fast path when enabled. */
+void		tc_sigmoid_vec(float *y, const float *x, size_t n);
+/* y (n) = tanh(x (n)); y may equal x.  Fast path when enabled. */
+void		tc_tanh_vec(float *y, const float *x, size_t n);
+
+/* ---- LSTM, training (lstm.c) ---- */
+
+/* Floats of the packed copy of Wh that the fast training kernels read. */
+size_t		tc_lstm_packed_floats(int H);
+/* Pack Wh (H,G) into packed (tc_lstm_packed_floats) for the fast kernels. */
+void		tc_lstm_pack(float *packed, const float *Wh, int H);
+
+/*
+ * tc_lstm_forward with the fast kernels (same arguments and results up to
+ * rounding), packed = tc_lstm_pack(Wh); falls back to the reference when
+ * the fast kernels are off.  Runs the recurrence on `threads` threads.
+ */
+void		tc_lstm_forward_fast(float *hlast, float *gates, float *cs,
+								 float *hs, const float *x, const float *Wx,
+								 const float *Wh, const float *b,
+								 const TcPack *p, int E, int H,
+								 const float *packed, int threads);
+/* tc_lstm_backward with the fast kernels; see tc_lstm_forward_fast. */
+void		tc_lstm_backward_fast(float *dx, float *dWx, float *dWh,
+								  float *db, const float *dhlast,
+								  const float *gates, const float *cs,
+								  const float *hs, const float *x,
+								  const float *Wx, const float *Wh,
+								  const TcPack *p, int E, int H,
+								  const float *packed, int threads,
+								  float *work);
+
+/*
+ * Forward of one step for R consecutive packed rows (kernels.c):
+ * gates	(R,G)	in: x Wx + b; out: activated gates i, f, g, o
+ * c, h		(R,H)	out: cell and hidden states
+ * cprev, hprev	(R,H)	states of the same sequences at the previous step,
+ *					both NULL at step 0
+ * packed	tc_lstm_pack(Wh)
+ */
+void		tc_lstm_fwd_rows(float *gates, float *c, float *h,
+							 const float *cprev, const float *hprev, int R,
+							 const float *packed, int H);
+
+/*
+ * Backward of one step for R consecutive packed rows (kernels.c):
+ * dz		(R,G)	out: gradient w.r.t. the gate pre-activations
+ * dh, dc	(R,H)	in: dL/dh, dL/dc at this step; out: at the previous
+ *					step (dh only when carry, dh = dz Wh^T; dc = dc * f)
+ * gates	(R,G), c (R,H)	forward caches of this step
+ * cprev	(R,H)	cell states of the previous step, NULL at step 0
+ */
+void		tc_lstm_bwd_rows(float *dz, float *dh, float *dc,
+							 const float *gates, const float *c,
+							 const float *cprev, int R, const float *packed,
+							 int H, bool carry);
+
+/* ---- LSTM, one row at a time (inference, kernels.c) ---- */
+
+/* Floats of the inference panel of an LSTM with E inputs and H units. */
+size_t		tc_lstm_infer_panel_floats(int E, int H);
+/* Pack Wx (E,G) over Wh (H,G) into panel (tc_lstm_infer_panel_floats). */
+void		tc_lstm_infer_pack(float *panel, const float *Wx, const float *Wh,
+							   int E, int H);
+
+/*
+ * One LSTM step of one sequence with the fast kernels:
+ *	 z = zin + u[0:K] W[k0:k0+K]  (W = Wx over Wh, as packed in panel)
+ *	 c = f * c + i * g;  hout = o * tanh(c)
+ * zin	(G)		pre-activations before the product (b, or b + x Wx)
+ * u	(K)		inputs of the packed rows k0 .. k0+K-1 (x then h, or h)
+ * c	(H)		cell state, updated in place (zero it for the first step)
+ * hout	(H)		new hidden state; must not overlap u
+ * Only call when tc_kernels_use_fast() is true.
+ */
+void		tc_lstm_infer_step(float *hout, float *c, const float *zin,
+							   const float *u, int K, int k0,
+							   const float *panel, int E, int H);
+
+#endif							/* TEXTCLF_KERNELS_H */

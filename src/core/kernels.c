@@ -1,0 +1,781 @@
+/*
+ * kernels.c
+ *	  AVX2/FMA kernels of the LSTM recurrence and the gate activations, the
+ *	  run-time switch between them and the plain reference, and the core's
+ *	  worker threads (see kernels.h).
+ *
+ * Packed weights.  The step kernels read the recurrent kernel from panels
+ * laid out for them, so that every load is a contiguous, aligned 32-byte
+ * vector:
+ *	 forward panel, per block of 8 hidden units u0..u0+7 (ceil(H/8) blocks):
+ *	   K rows of 32 floats: [i(u0..u0+7) f(..) g(..) o(..)] of row k of W,
+ *	   so one block yields all four gates of 8 units, and the activations
+ *	   and the cell update run on registers (no (G) buffer round trip);
+ *	 backward panel, per block of 32 hidden units (ceil(H/32) blocks):
+ *	   G rows of 32 floats: Wh[u0..u0+31][g], i.e. Wh^T, for dh = dz Wh^T.
+ * Units past H are zero-padded; the epilogues load and store partial
+ * blocks with masks, so any H works.  Each kernel computes an (R rows) x
+ * (32 columns) tile with R <= 3 (12 accumulators), reusing every weight
+ * vector for R rows.
+ *
+ * Activations: exp(y) = 2^n (1 + p(r)), y = n ln2 + r with |r| <= ln2/2
+ * (Cody-Waite split of ln2), p(r) = e^r - 1 by its Taylor polynomial of
+ * degree 7 (truncation < 2e-8 relative).  sigmoid(x) = 1 / (1 + exp(-x)),
+ * tanh(|x|) = -expm1(-2|x|) / (2 + expm1(-2|x|)) with expm1 = 2^n p +
+ * (2^n - 1), exact in relative terms near 0.  Inputs are clamped to
+ * [-87, 88] before exp (NaN propagates).
+ *
+ * Not here: the GEMMs over whole batches (blas.c), the batch bookkeeping
+ * (lstm.c, model.c).  The reference path stays in lstm.c and model.c.
+ *
+ * Memory: none allocated here (threads get their stacks from pthreads,
+ * outside any allocator); panels are caller-owned.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+
+#include "textclf/kernels.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define TC_HAVE_X86 1
+#define TC_AVX2 __attribute__((target("avx2,fma")))
+#define TC_AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma")))
+#else
+#define TC_HAVE_X86 0
+#endif
+
+#define TC_MAX_THREADS 64
+
+static int	tc_fast_state = -1;	/* -1 unknown, 0 no, 1 yes */
+static bool tc_force_ref = false;
+static int	tc_nthreads = 1;
+
+/* Does the CPU have avx2 and fma? (cached) */
+bool
+tc_kernels_fast_available(void)
+{
+	if (tc_fast_state < 0)
+	{
+#if TC_HAVE_X86
+		__builtin_cpu_init();
+		tc_fast_state = (__builtin_cpu_supports("avx2") &&
+						 __builtin_cpu_supports("fma")) ? 1 : 0;
+#else
+		tc_fast_state = 0;
+#endif
+	}
+	return tc_fast_state == 1;
+}
+
+/* Will the fast kernels run? */
+bool
+tc_kernels_use_fast(void)
+{
+	return !tc_force_ref && tc_kernels_fast_available();
+}
+
+/* Force the reference kernels on or off. */
+void
+tc_kernels_force_reference(bool force)
+{
+	tc_force_ref = force;
+}
+
+/* Number of worker threads for training (clamped to 1..64). */
+void
+tc_kernels_set_threads(int n)
+{
+	tc_nthreads = n < 1 ? 1 : (n > TC_MAX_THREADS ? TC_MAX_THREADS : n);
+}
+
+/* Current number of worker threads. */
+int
+tc_kernels_threads(void)
+{
+	return tc_nthreads;
+}
+
+/* ---------------------------------------------------------------------
+ * Worker threads
+ * ---------------------------------------------------------------------
+ */
+
+typedef struct TcTask
+{
+	TcTaskFn	fn;
+	void	   *arg;
+	int			tid;
+	int			n;
+} TcTask;
+
+/* pthread entry: run one share. */
+static void *
+tc_task_main(void *p)
+{
+	TcTask	   *t = p;
+
+	t->fn(t->arg, t->tid, t->n);
+	return NULL;
+}
+
+/*
+ * Run fn on n threads (the caller is thread 0).  The helpers are started
+ * with every signal blocked, so that signal handlers (the server's) only
+ * ever run on the calling thread, and are joined before returning.
+ */
+void
+tc_run_parallel(int nthreads, TcTaskFn fn, void *arg)
+{
+	pthread_t	th[TC_MAX_THREADS];
+	TcTask		task[TC_MAX_THREADS];
+	bool		started[TC_MAX_THREADS];
+	sigset_t	all;
+	sigset_t	old;
+	pthread_attr_t attr;
+	bool		have_attr;
+
+	if (nthreads > TC_MAX_THREADS)
+		nthreads = TC_MAX_THREADS;
+	if (nthreads <= 1)
+	{
+		fn(arg, 0, 1);
+		return;
+	}
+	have_attr = pthread_attr_init(&attr) == 0;
+	if (have_attr)
+		pthread_attr_setstacksize(&attr, 256 * 1024);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	for (int i = 1; i < nthreads; i++)
+	{
+		task[i].fn = fn;
+		task[i].arg = arg;
+		task[i].tid = i;
+		task[i].n = nthreads;
+		started[i] = pthread_create(&th[i], have_attr ? &attr : NULL,
+									tc_task_main, &task[i]) == 0;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (have_attr)
+		pthread_attr_destroy(&attr);
+	fn(arg, 0, nthreads);
+	for (int i = 1; i < nthreads; i++)
+	{
+		if (started[i])
+			pthread_join(th[i], NULL);
+		else
+			fn(arg, i, nthreads);
+	}
+}
+
+/* ---------------------------------------------------------------------
+ * Packing
+ * ---------------------------------------------------------------------
+ */
+
+/* p rounded up to a 32-byte boundary (buffers carry 8 floats of slack). */
+static inline float *
+tc_align32(const float *p)
+{
+	uintptr_t	a = ((uintptr_t) p + 31) & ~(uintptr_t) 31;
+
+	return (float *) a;
+}
+
+/*
+ * Forward panel (ceil(H/8), K0 + K1, 32) from W0 (K0,G) then W1 (K1,G);
+ * W0 may be NULL with K0 = 0.
+ */
+static void
+tc_pack_gate_panel(float *dst, const float *W0, int K0, const float *W1,
+				   int K1, int H)
+{
+	int			G = 4 * H;
+	int			nub = (H + 7) / 8;
+	int			K = K0 + K1;
+
+	for (int ub = 0; ub < nub; ub++)
+		for (int k = 0; k < K; k++)
+		{
+			const float *w = (k < K0) ? W0 + (size_t) k * G :
+				W1 + (size_t) (k - K0) * G;
+			float	   *d = dst + ((size_t) ub * K + k) * 32;
+
+			for (int q = 0; q < 4; q++)
+				for (int j = 0; j < 8; j++)
+				{
+					int			u = ub * 8 + j;
+
+					d[q * 8 + j] = (u < H) ? w[q * H + u] : 0.0f;
+				}
+		}
+}
+
+/* Floats of the training panels: forward (H rows) + backward (G rows), + slack. */
+size_t
+tc_lstm_packed_floats(int H)
+{
+	size_t		nub = (size_t) (H + 7) / 8;
+	size_t		nhb = (size_t) (H + 31) / 32;
+
+	return nub * (size_t) H * 32 + nhb * 4 * (size_t) H * 32 + 8;
+}
+
+/* Pack Wh (H,G) into the forward and backward panels. */
+void
+tc_lstm_pack(float *packed, const float *Wh, int H)
+{
+	float	   *f = tc_align32(packed);
+	float	   *bp = f + (size_t) ((H + 7) / 8) * H * 32;
+	int			G = 4 * H;
+	int			nhb = (H + 31) / 32;
+
+	tc_pack_gate_panel(f, NULL, 0, Wh, H, H);
+	for (int hb = 0; hb < nhb; hb++)
+		for (int g = 0; g < G; g++)
+		{
+			float	   *d = bp + ((size_t) hb * G + g) * 32;
+
+			for (int j = 0; j < 32; j++)
+			{
+				int			u = hb * 32 + j;
+
+				d[j] = (u < H) ? Wh[(size_t) u * G + g] : 0.0f;
+			}
+		}
+}
+
+/* Floats of the inference panel (E + H rows), + slack. */
+size_t
+tc_lstm_infer_panel_floats(int E, int H)
+{
+	return (size_t) ((H + 7) / 8) * (size_t) (E + H) * 32 + 8;
+}
+
+/* Pack Wx (E,G) over Wh (H,G) into the inference panel. */
+void
+tc_lstm_infer_pack(float *panel, const float *Wx, const float *Wh, int E,
+				   int H)
+{
+	tc_pack_gate_panel(tc_align32(panel), Wx, E, Wh, H, H);
+}
+
+#if TC_HAVE_X86
+
+/* ---------------------------------------------------------------------
+ * AVX2 building blocks
+ * ---------------------------------------------------------------------
+ */
+
+/* -1 for the first n of 8 lanes (n in 0..8) */
+static const int32_t tc_mask_tab[16] = {-1, -1, -1, -1, -1, -1, -1, -1,
+0, 0, 0, 0, 0, 0, 0, 0};
+
+/* Lane mask of the first n lanes. */
+TC_AVX2_INLINE __m256i
+v_mask(int n)
+{
+	return _mm256_loadu_si256((const __m256i *) (tc_mask_tab + 8 - n));
+}
+
+/* Load n (1..8) floats from p, zeros after. */
+TC_AVX2_INLINE __m256
+v_load(const float *p, int n)
+{
+	if (n >= 8)
+		return _mm256_loadu_ps(p);
+	return _mm256_maskload_ps(p, v_mask(n));
+}
+
+/* Store the first n (1..8) lanes of v to p. */
+TC_AVX2_INLINE void
+v_store(float *p, __m256 v, int n)
+{
+	if (n >= 8)
+		_mm256_storeu_ps(p, v);
+	else
+		_mm256_maskstore_ps(p, v_mask(n), v);
+}
+
+/* s = 2^n and p = e^r - 1 with y = n ln2 + r (y clamped to [-87, 88]). */
+TC_AVX2_INLINE void
+v_exp_parts(__m256 y, __m256 *s, __m256 *p)
+{
+	__m256		n;
+	__m256		r;
+	__m256		q;
+
+	/* operand order keeps NaN: max/min return the second operand on NaN */
+	y = _mm256_min_ps(_mm256_set1_ps(88.0f),
+					  _mm256_max_ps(_mm256_set1_ps(-87.0f), y));
+	n = _mm256_round_ps(_mm256_mul_ps(y, _mm256_set1_ps(1.44269504088896341f)),
+						_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+	r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), y);
+	r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+	q = _mm256_set1_ps(1.0f / 5040.0f);
+	q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(1.0f / 720.0f));
+	q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(1.0f / 120.0f));
+	q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(1.0f / 24.0f));
+	q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(1.0f / 6.0f));
+	q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(0.5f));
+	*p = _mm256_fmadd_ps(q, _mm256_mul_ps(r, r), r);
+	*s = _mm256_castsi256_ps(_mm256_slli_epi32(
+								 _mm256_add_epi32(_mm256_cvtps_epi32(n),
+												  _mm256_set1_epi32(127)), 23));
+}
+
+/* sigmoid(x) = 1 / (1 + exp(-x)) */
+TC_AVX2_INLINE __m256
+v_sigmoid(__m256 x)
+{
+	__m256		s;
+	__m256		p;
+	__m256		one = _mm256_set1_ps(1.0f);
+
+	v_exp_parts(_mm256_sub_ps(_mm256_setzero_ps(), x), &s, &p);
+	return _mm256_div_ps(one, _mm256_add_ps(one, _mm256_fmadd_ps(s, p, s)));
+}
+
+/* tanh(x) = sign(x) (-expm1(-2|x|)) / (2 + expm1(-2|x|)) */
+TC_AVX2_INLINE __m256
+v_tanh(__m256 x)
+{
+	__m256		sign = _mm256_set1_ps(-0.0f);
+	__m256		a = _mm256_andnot_ps(sign, x);
+	__m256		s;
+	__m256		p;
+	__m256		em1;
+	__m256		t;
+
+	v_exp_parts(_mm256_mul_ps(a, _mm256_set1_ps(-2.0f)), &s, &p);
+	em1 = _mm256_fmadd_ps(s, p, _mm256_sub_ps(s, _mm256_set1_ps(1.0f)));
+	t = _mm256_div_ps(_mm256_xor_ps(em1, sign),
+					  _mm256_add_ps(_mm256_set1_ps(2.0f), em1));
+	return _mm256_or_ps(t, _mm256_and_ps(x, sign));
+}
+
+/* y (n) = sigmoid(x (n)), AVX2 */
+static TC_AVX2 void
+tc_sigmoid_vec_avx2(float *y, const float *x, size_t n)
+{
+	size_t		i = 0;
+
+	for (; i + 8 <= n; i += 8)
+		_mm256_storeu_ps(y + i, v_sigmoid(_mm256_loadu_ps(x + i)));
+	if (i < n)
+		v_store(y + i, v_sigmoid(v_load(x + i, (int) (n - i))), (int) (n - i));
+}
+
+/* y (n) = tanh(x (n)), AVX2 */
+static TC_AVX2 void
+tc_tanh_vec_avx2(float *y, const float *x, size_t n)
+{
+	size_t		i = 0;
+
+	for (; i + 8 <= n; i += 8)
+		_mm256_storeu_ps(y + i, v_tanh(_mm256_loadu_ps(x + i)));
+	if (i < n)
+		v_store(y + i, v_tanh(v_load(x + i, (int) (n - i))), (int) (n - i));
+}
+
+/* ---------------------------------------------------------------------
+ * LSTM forward step
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * Tile of R (1..3) rows x one 8-unit block: acc = hprev (R,H) times the
+ * block's panel pb (H,32), then the activations and the cell update on
+ * registers.  gates (R,G) in/out, c, h (R,H) out, cprev (R,H) or NULL.
+ */
+TC_AVX2_INLINE void
+fwd_tile(const int R, float *gates, float *c, float *h, const float *cprev,
+		 const float *hprev, const float *pb, int u0, int H)
+{
+	int			G = 4 * H;
+	int			n = H - u0 < 8 ? H - u0 : 8;
+	__m256		acc[3][4];
+
+	for (int r = 0; r < R; r++)
+		for (int q = 0; q < 4; q++)
+			acc[r][q] = _mm256_setzero_ps();
+	if (hprev != NULL)
+	{
+		for (int k = 0; k < H; k++)
+		{
+			const float *w = pb + (size_t) k * 32;
+			__m256		w0 = _mm256_load_ps(w);
+			__m256		w1 = _mm256_load_ps(w + 8);
+			__m256		w2 = _mm256_load_ps(w + 16);
+			__m256		w3 = _mm256_load_ps(w + 24);
+
+			for (int r = 0; r < R; r++)
+			{
+				__m256		hk = _mm256_broadcast_ss(hprev + (size_t) r * H + k);
+
+				acc[r][0] = _mm256_fmadd_ps(hk, w0, acc[r][0]);
+				acc[r][1] = _mm256_fmadd_ps(hk, w1, acc[r][1]);
+				acc[r][2] = _mm256_fmadd_ps(hk, w2, acc[r][2]);
+				acc[r][3] = _mm256_fmadd_ps(hk, w3, acc[r][3]);
+			}
+		}
+	}
+	for (int r = 0; r < R; r++)
+	{
+		float	   *z = gates + (size_t) r * G + u0;
+		__m256		ig = v_sigmoid(_mm256_add_ps(v_load(z, n), acc[r][0]));
+		__m256		fg = v_sigmoid(_mm256_add_ps(v_load(z + H, n), acc[r][1]));
+		__m256		gg = v_tanh(_mm256_add_ps(v_load(z + 2 * H, n), acc[r][2]));
+		__m256		og = v_sigmoid(_mm256_add_ps(v_load(z + 3 * H, n), acc[r][3]));
+		__m256		cc = _mm256_mul_ps(ig, gg);
+
+		if (cprev != NULL)
+			cc = _mm256_fmadd_ps(fg, v_load(cprev + (size_t) r * H + u0, n), cc);
+		v_store(z, ig, n);
+		v_store(z + H, fg, n);
+		v_store(z + 2 * H, gg, n);
+		v_store(z + 3 * H, og, n);
+		v_store(c + (size_t) r * H + u0, cc, n);
+		v_store(h + (size_t) r * H + u0, _mm256_mul_ps(og, v_tanh(cc)), n);
+	}
+}
+
+/* fwd_tile for 3 rows */
+static TC_AVX2 void
+fwd_tile3(float *gates, float *c, float *h, const float *cprev,
+		  const float *hprev, const float *pb, int u0, int H)
+{
+	fwd_tile(3, gates, c, h, cprev, hprev, pb, u0, H);
+}
+
+/* fwd_tile for 2 rows */
+static TC_AVX2 void
+fwd_tile2(float *gates, float *c, float *h, const float *cprev,
+		  const float *hprev, const float *pb, int u0, int H)
+{
+	fwd_tile(2, gates, c, h, cprev, hprev, pb, u0, H);
+}
+
+/* fwd_tile for 1 row */
+static TC_AVX2 void
+fwd_tile1(float *gates, float *c, float *h, const float *cprev,
+		  const float *hprev, const float *pb, int u0, int H)
+{
+	fwd_tile(1, gates, c, h, cprev, hprev, pb, u0, H);
+}
+
+/* Forward step of R rows: blocks outer (panel block stays in L1), rows inner. */
+static TC_AVX2 void
+tc_lstm_fwd_rows_avx2(float *gates, float *c, float *h, const float *cprev,
+					  const float *hprev, int R, const float *packed, int H)
+{
+	const float *panel = tc_align32(packed);
+	int			G = 4 * H;
+	int			nub = (H + 7) / 8;
+
+	for (int ub = 0; ub < nub; ub++)
+	{
+		const float *pb = panel + (size_t) ub * H * 32;
+		int			u0 = ub * 8;
+		int			r = 0;
+
+		/* tiles of 3 rows; a remainder of 1 or 2 rows takes one tile */
+		for (; r + 3 <= R; r += 3)
+			fwd_tile3(gates + (size_t) r * G, c + (size_t) r * H,
+					  h + (size_t) r * H,
+					  cprev ? cprev + (size_t) r * H : NULL,
+					  hprev ? hprev + (size_t) r * H : NULL, pb, u0, H);
+		if (R - r == 2)
+			fwd_tile2(gates + (size_t) r * G, c + (size_t) r * H,
+					  h + (size_t) r * H,
+					  cprev ? cprev + (size_t) r * H : NULL,
+					  hprev ? hprev + (size_t) r * H : NULL, pb, u0, H);
+		else if (R - r == 1)
+			fwd_tile1(gates + (size_t) r * G, c + (size_t) r * H,
+					  h + (size_t) r * H,
+					  cprev ? cprev + (size_t) r * H : NULL,
+					  hprev ? hprev + (size_t) r * H : NULL, pb, u0, H);
+	}
+}
+
+/* ---------------------------------------------------------------------
+ * LSTM backward step
+ * ---------------------------------------------------------------------
+ */
+
+/* Elementwise backward of one row: dz (G) from dh, dc (H) (dc updated). */
+static TC_AVX2 void
+bwd_elem_row(float *dz, const float *dh, float *dc, const float *a,
+			 const float *c, const float *cprev, int H)
+{
+	__m256		one = _mm256_set1_ps(1.0f);
+
+	for (int u0 = 0; u0 < H; u0 += 8)
+	{
+		int			n = H - u0 < 8 ? H - u0 : 8;
+		__m256		ig = v_load(a + u0, n);
+		__m256		fg = v_load(a + H + u0, n);
+		__m256		gg = v_load(a + 2 * H + u0, n);
+		__m256		og = v_load(a + 3 * H + u0, n);
+		__m256		tc = v_tanh(v_load(c + u0, n));
+		__m256		dhv = v_load(dh + u0, n);
+		__m256		dcc = _mm256_fmadd_ps(_mm256_mul_ps(dhv, og),
+										  _mm256_fnmadd_ps(tc, tc, one),
+										  v_load(dc + u0, n));
+		__m256		cp = cprev ? v_load(cprev + u0, n) : _mm256_setzero_ps();
+
+		v_store(dz + u0, _mm256_mul_ps(_mm256_mul_ps(dcc, gg),
+									   _mm256_mul_ps(ig, _mm256_sub_ps(one, ig))), n);
+		v_store(dz + H + u0, _mm256_mul_ps(_mm256_mul_ps(dcc, cp),
+										   _mm256_mul_ps(fg, _mm256_sub_ps(one, fg))), n);
+		v_store(dz + 2 * H + u0, _mm256_mul_ps(_mm256_mul_ps(dcc, ig),
+											   _mm256_fnmadd_ps(gg, gg, one)), n);
+		v_store(dz + 3 * H + u0, _mm256_mul_ps(_mm256_mul_ps(dhv, tc),
+											   _mm256_mul_ps(og, _mm256_sub_ps(one, og))), n);
+		v_store(dc + u0, _mm256_mul_ps(dcc, fg), n);
+	}
+}
+
+/* Tile of R (1..3) rows x 32 units of dh (R,H) = dz (R,G) Wh^T (panel pb (G,32)). */
+TC_AVX2_INLINE void
+bwd_tile(const int R, float *dh, const float *dz, const float *pb, int u0,
+		 int H)
+{
+	int			G = 4 * H;
+	__m256		acc[3][4];
+
+	for (int r = 0; r < R; r++)
+		for (int q = 0; q < 4; q++)
+			acc[r][q] = _mm256_setzero_ps();
+	for (int g = 0; g < G; g++)
+	{
+		const float *w = pb + (size_t) g * 32;
+		__m256		w0 = _mm256_load_ps(w);
+		__m256		w1 = _mm256_load_ps(w + 8);
+		__m256		w2 = _mm256_load_ps(w + 16);
+		__m256		w3 = _mm256_load_ps(w + 24);
+
+		for (int r = 0; r < R; r++)
+		{
+			__m256		d = _mm256_broadcast_ss(dz + (size_t) r * G + g);
+
+			acc[r][0] = _mm256_fmadd_ps(d, w0, acc[r][0]);
+			acc[r][1] = _mm256_fmadd_ps(d, w1, acc[r][1]);
+			acc[r][2] = _mm256_fmadd_ps(d, w2, acc[r][2]);
+			acc[r][3] = _mm256_fmadd_ps(d, w3, acc[r][3]);
+		}
+	}
+	for (int r = 0; r < R; r++)
+		for (int q = 0; q < 4; q++)
+		{
+			int			n = H - (u0 + q * 8);
+
+			if (n > 0)
+				v_store(dh + (size_t) r * H + u0 + q * 8, acc[r][q], n);
+		}
+}
+
+/* bwd_tile for 3 rows */
+static TC_AVX2 void
+bwd_tile3(float *dh, const float *dz, const float *pb, int u0, int H)
+{
+	bwd_tile(3, dh, dz, pb, u0, H);
+}
+
+/* bwd_tile for 2 rows */
+static TC_AVX2 void
+bwd_tile2(float *dh, const float *dz, const float *pb, int u0, int H)
+{
+	bwd_tile(2, dh, dz, pb, u0, H);
+}
+
+/* bwd_tile for 1 row */
+static TC_AVX2 void
+bwd_tile1(float *dh, const float *dz, const float *pb, int u0, int H)
+{
+	bwd_tile(1, dh, dz, pb, u0, H);
+}
+
+/* Backward step of R rows: elementwise, then (carry) dh = dz Wh^T. */
+static TC_AVX2 void
+tc_lstm_bwd_rows_avx2(float *dz, float *dh, float *dc, const float *gates,
+					  const float *c, const float *cprev, int R,
+					  const float *packed, int H, bool carry)
+{
+	int			G = 4 * H;
+	int			nhb = (H + 31) / 32;
+	const float *bp = tc_align32(packed) + (size_t) ((H + 7) / 8) * H * 32;
+
+	for (int r = 0; r < R; r++)
+		bwd_elem_row(dz + (size_t) r * G, dh + (size_t) r * H,
+					 dc + (size_t) r * H, gates + (size_t) r * G,
+					 c + (size_t) r * H,
+					 cprev ? cprev + (size_t) r * H : NULL, H);
+	if (!carry)
+		return;
+	for (int hb = 0; hb < nhb; hb++)
+	{
+		const float *pb = bp + (size_t) hb * G * 32;
+		int			r = 0;
+
+		for (; r + 3 <= R; r += 3)
+			bwd_tile3(dh + (size_t) r * H, dz + (size_t) r * G, pb, hb * 32, H);
+		if (R - r == 2)
+			bwd_tile2(dh + (size_t) r * H, dz + (size_t) r * G, pb, hb * 32, H);
+		else if (R - r == 1)
+			bwd_tile1(dh + (size_t) r * H, dz + (size_t) r * G, pb, hb * 32, H);
+	}
+}
+
+/* ---------------------------------------------------------------------
+ * Inference step
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * One row: two accumulator sets (even and odd k) hide the FMA latency;
+ * zin (G), u (K), c (H) in place, hout (H).
+ */
+static TC_AVX2 void
+tc_lstm_infer_step_avx2(float *hout, float *c, const float *zin,
+						const float *u, int K, int k0, const float *panel,
+						int E, int H)
+{
+	const float *pan = tc_align32(panel);
+	int			Kp = E + H;
+	int			nub = (H + 7) / 8;
+
+	for (int ub = 0; ub < nub; ub++)
+	{
+		const float *pb = pan + ((size_t) ub * Kp + k0) * 32;
+		int			u0 = ub * 8;
+		int			n = H - u0 < 8 ? H - u0 : 8;
+		__m256		a0 = _mm256_setzero_ps();
+		__m256		a1 = _mm256_setzero_ps();
+		__m256		a2 = _mm256_setzero_ps();
+		__m256		a3 = _mm256_setzero_ps();
+		__m256		b0 = _mm256_setzero_ps();
+		__m256		b1 = _mm256_setzero_ps();
+		__m256		b2 = _mm256_setzero_ps();
+		__m256		b3 = _mm256_setzero_ps();
+		int			k = 0;
+		__m256		ig;
+		__m256		fg;
+		__m256		gg;
+		__m256		og;
+		__m256		cc;
+
+		for (; k + 2 <= K; k += 2)
+		{
+			const float *w = pb + (size_t) k * 32;
+			__m256		x0 = _mm256_broadcast_ss(u + k);
+			__m256		x1 = _mm256_broadcast_ss(u + k + 1);
+
+			a0 = _mm256_fmadd_ps(x0, _mm256_load_ps(w), a0);
+			a1 = _mm256_fmadd_ps(x0, _mm256_load_ps(w + 8), a1);
+			a2 = _mm256_fmadd_ps(x0, _mm256_load_ps(w + 16), a2);
+			a3 = _mm256_fmadd_ps(x0, _mm256_load_ps(w + 24), a3);
+			b0 = _mm256_fmadd_ps(x1, _mm256_load_ps(w + 32), b0);
+			b1 = _mm256_fmadd_ps(x1, _mm256_load_ps(w + 40), b1);
+			b2 = _mm256_fmadd_ps(x1, _mm256_load_ps(w + 48), b2);
+			b3 = _mm256_fmadd_ps(x1, _mm256_load_ps(w + 56), b3);
+		}
+		if (k < K)
+		{
+			const float *w = pb + (size_t) k * 32;
+			__m256		x0 = _mm256_broadcast_ss(u + k);
+
+			a0 = _mm256_fmadd_ps(x0, _mm256_load_ps(w), a0);
+			a1 = _mm256_fmadd_ps(x0, _mm256_load_ps(w + 8), a1);
+			a2 = _mm256_fmadd_ps(x0, _mm256_load_ps(w + 16), a2);
+			a3 = _mm256_fmadd_ps(x0, _mm256_load_ps(w + 24), a3);
+		}
+		ig = v_sigmoid(_mm256_add_ps(v_load(zin + u0, n), _mm256_add_ps(a0, b0)));
+		fg = v_sigmoid(_mm256_add_ps(v_load(zin + H + u0, n), _mm256_add_ps(a1, b1)));
+		gg = v_tanh(_mm256_add_ps(v_load(zin + 2 * H + u0, n), _mm256_add_ps(a2, b2)));
+		og = v_sigmoid(_mm256_add_ps(v_load(zin + 3 * H + u0, n), _mm256_add_ps(a3, b3)));
+		cc = _mm256_fmadd_ps(fg, v_load(c + u0, n), _mm256_mul_ps(ig, gg));
+		v_store(c + u0, cc, n);
+		v_store(hout + u0, _mm256_mul_ps(og, v_tanh(cc)), n);
+	}
+}
+
+#endif							/* TC_HAVE_X86 */
+
+/* ---------------------------------------------------------------------
+ * Dispatch
+ * ---------------------------------------------------------------------
+ */
+
+/* y (n) = sigmoid(x (n)) */
+void
+tc_sigmoid_vec(float *y, const float *x, size_t n)
+{
+#if TC_HAVE_X86
+	if (tc_kernels_use_fast())
+	{
+		tc_sigmoid_vec_avx2(y, x, n);
+		return;
+	}
+#endif
+	for (size_t i = 0; i < n; i++)
+		y[i] = tc_sigmoidf(x[i]);
+}
+
+/* y (n) = tanh(x (n)) */
+void
+tc_tanh_vec(float *y, const float *x, size_t n)
+{
+#if TC_HAVE_X86
+	if (tc_kernels_use_fast())
+	{
+		tc_tanh_vec_avx2(y, x, n);
+		return;
+	}
+#endif
+	for (size_t i = 0; i < n; i++)
+		y[i] = tanhf(x[i]);
+}
+
+/* Forward step of R rows (fast path only; see kernels.h). */
+void
+tc_lstm_fwd_rows(float *gates, float *c, float *h, const float *cprev,
+				 const float *hprev, int R, const float *packed, int H)
+{
+#if TC_HAVE_X86
+	tc_lstm_fwd_rows_avx2(gates, c, h, cprev, hprev, R, packed, H);
+#else
+	(void) gates, (void) c, (void) h, (void) cprev, (void) hprev;
+	(void) R, (void) packed, (void) H;
+#endif
+}
+
+/* Backward step of R rows (fast path only; see kernels.h). */
+void
+tc_lstm_bwd_rows(float *dz, float *dh, float *dc, const float *gates,
+				 const float *c, const float *cprev, int R,
+				 const float *packed, int H, bool carry)
+{
+#if TC_HAVE_X86
+	tc_lstm_bwd_rows_avx2(dz, dh, dc, gates, c, cprev, R, packed, H, carry);
+#else
+	(void) dz, (void) dh, (void) dc, (void) gates, (void) c, (void) cprev;
+	(void) R, (void) packed, (void) H, (void) carry;
+#endif
+}
+
+/* One inference step (fast path only; see kernels.h). */
+void
+tc_lstm_infer_step(float *hout, float *c, const float *zin, const float *u,
+				   int K, int k0, const float *panel, int E, int H)
+{
+#if TC_HAVE_X86
+	tc_lstm_infer_step_avx2(hout, c, zin, u, K, k0, panel, E, H);
+#else
+	(void) hout, (void) c, (void) zin, (void) u, (void) K, (void) k0;
+	(void) panel, (void) E, (void) H;
+#endif
+}
