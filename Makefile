@@ -14,7 +14,7 @@ MODULE_big = textclf
 CORE_SRCS = src/core/common.c src/core/unicode_data.c src/core/tokenizer.c \
 	src/core/blas.c src/core/embedding.c src/core/lstm.c src/core/dense.c \
 	src/core/loss.c src/core/adam.c src/core/model.c src/core/format.c \
-	src/core/trainer.c src/core/metrics.c
+	src/core/trainer.c src/core/kernels.c src/core/metrics.c
 PG_SRCS = $(sort $(wildcard src/pg/*.c))
 OBJS = $(CORE_SRCS:.c=.o) $(PG_SRCS:.c=.o)
 
@@ -38,6 +38,10 @@ EXTRA_CLEAN = build
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# PGXS does not track header dependencies: rebuild every object when a
+# header changes, so that no object sees an old struct layout.
+$(OBJS): $(wildcard include/textclf/*.h src/pg/*.h src/core/*.h)
 
 $(EXTENSION)--$(EXTVERSION).sql: $(EXTENSION).sql $(EXTENSION).control
 	cp $< $@
@@ -69,6 +73,14 @@ build/textclf-csv: test/harness/textclf_csv.c $(CORE_SRCS) $(CORE_HDRS)
 
 harness: build/textclf-csv
 
+# micro-benchmark of the numerical core (optimized, not sanitized)
+build/bench_core: test/bench/bench_core.c $(CORE_SRCS) $(CORE_HDRS)
+	@mkdir -p build
+	$(CORE_CC) $(CORE_CFLAGS) -O2 -fno-math-errno -fno-trapping-math $(OPTFLAGS) -o $@ $< $(CORE_SRCS) $(CORE_LIBS) -lpthread
+
+bench-core: build/bench_core
+	build/bench_core
+
 core-build: $(CORE_TESTS)
 
 # Build what builds (-k), then run every test: one that failed to build is
@@ -81,4 +93,4 @@ core-check:
 fuzz:
 	test/fuzz/run.sh $(FUZZ_SECONDS)
 
-.PHONY: core-check core-build harness prove_installcheck fuzz
+.PHONY: core-check core-build harness bench-core prove_installcheck fuzz

@@ -54,6 +54,16 @@ typedef void (*TcTaskFn) (void *arg, int tid, int nthreads);
  */
 void		tc_run_parallel(int nthreads, TcTaskFn fn, void *arg);
 
+/*
+ * tc_sgemm (blas.c) split across `threads` of the core's threads, by
+ * columns of C (or rows when M > N); the slices run single-threaded
+ * products concurrently.
+ */
+void		tc_sgemm_threads(int threads, bool transA, bool transB, int M,
+							 int N, int K, float alpha, const float *A,
+							 int lda, const float *B, int ldb, float beta,
+							 float *C, int ldc);
+
 /* ---- activations ---- */
 
 /* y (n) = sigmoid(x (n)); y may equal x.  Fast path when enabled. */

@@ -16,7 +16,9 @@
  * final state.
  *
  * Every kernel here is the plain reference version; matrix products go
- * through tc_sgemm (blas.c).
+ * through tc_sgemm (blas.c).  Tuned versions (AVX2 step kernels, fast
+ * activations, threads) are declared in kernels.h and tested against
+ * these.
  */
 #ifndef TEXTCLF_LAYERS_H
 #define TEXTCLF_LAYERS_H
@@ -56,7 +58,10 @@ void		tc_sgemm_naive(bool transA, bool transB, int M, int N, int K,
 						   int ldc);
 /* Route tc_sgemm to the naive loops (true) or to cblas (false); for tests. */
 void		tc_blas_use_naive(bool naive);
-/* Set the number of BLAS threads (call from the owning thread only). */
+/*
+ * Set the number of BLAS threads and of the core's own training threads
+ * (kernels.h); call from the owning thread only.
+ */
 void		tc_blas_set_threads(int n);
 
 /* ---- embedding.c ---- */

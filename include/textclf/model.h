@@ -68,6 +68,8 @@ typedef struct TcActs
 	float	   *dhlast;			/* (B,H) */
 	float	   *dx;				/* (N,E) */
 	float	   *work;			/* lstm backward scratch */
+	float	   *packed;			/* Wh packed for the fast kernels
+								 * (tc_lstm_packed_floats(H)) */
 	int		   *lens;			/* (B) */
 	int		   *bs;				/* (T) */
 	int		   *off;			/* (T+1) */
@@ -100,6 +102,9 @@ typedef struct TcModel
 	int			maxT;
 	void	   *acts_memory;
 	TcActs		acts;
+
+	/* inference tables, NULL until tc_model_prepare_infer */
+	struct TcInfer *infer;
 } TcModel;
 
 /* Adam hyperparameters (Keras defaults: 1e-3, 0.9, 0.999, 1e-7). */
@@ -168,9 +173,37 @@ void		tc_adam_update(float *p, const float *g, float *mom, float *vel,
 						   size_t n, long t, const TcAdam *adam);
 
 /*
+ * Build the tables of the fast inference path (kernels.h) from the
+ * current parameters, once per loaded model (the server's model cache
+ * calls it after decoding): Wx over Wh packed for the AVX2 step kernel,
+ * so that a step is gates = b + [x h] [Wx; Wh] with the activations and
+ * the cell update fused; and, only when it is at most
+ * TC_INFER_FOLD_MAX_BYTES (small vocabularies: it must stay in cache),
+ * the embedding folded into the input projection, P (V,G) = emb Wx + b,
+ * so that a step is gates = P[id] + h Wh.  (For the reference model P
+ * would be 20 MB and measured 25% slower than the packed Wx: every token
+ * then misses the cache.)  One allocation from the model's allocator,
+ * owned by the model (freed by tc_model_free).  Changing the parameters makes the tables
+ * stale: tc_model_init and tc_adam_step drop them (tc_model_infer then
+ * runs the reference path until this is called again); code writing
+ * params_memory directly must call this again.  Without AVX2/FMA it does
+ * nothing and returns TC_OK.  Returns TC_ERR_NOMEM on allocation failure
+ * (the model stays usable on the reference path).
+ */
+#ifndef TC_INFER_FOLD_MAX_BYTES
+#define TC_INFER_FOLD_MAX_BYTES (1024 * 1024)
+#endif
+TcStatus	tc_model_prepare_infer(TcModel *m, TcError *err);
+/* Free the inference tables, if any (the model keeps working). */
+void		tc_model_drop_infer(TcModel *m);
+
+/*
  * Inference on one id sequence (length n, may be 0).  probs (num_classes)
  * receives one probability per class (for two classes: 1 - p, p).
- * work must hold tc_model_infer_work_floats(m) floats.
+ * work must hold tc_model_infer_work_floats(m) floats.  Single-threaded,
+ * allocation-free and deterministic; uses the fast kernels when
+ * tc_model_prepare_infer has run (and they are enabled), else the plain
+ * reference loops.
  */
 void		tc_model_infer(const TcModel *m, const int32_t *ids, int n,
 						   float *probs, float *work);

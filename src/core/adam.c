@@ -49,6 +49,7 @@ tc_adam_step(TcModel *m, const TcAdam *adam)
 	if (m->grads_memory == NULL)
 		return;
 	m->adam_t++;
+	tc_model_drop_infer(m);		/* the parameters change: tables go stale */
 	tc_adam_update(m->params_memory, m->grads_memory, m->m_memory,
 				   m->v_memory, m->num_params, m->adam_t, adam);
 }

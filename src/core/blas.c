@@ -18,7 +18,7 @@
  */
 #include <cblas.h>
 
-#include "textclf/layers.h"
+#include "textclf/kernels.h"
 
 /* When true, tc_sgemm runs the plain loops (tests only). */
 static bool tc_blas_naive = false;
@@ -102,9 +102,96 @@ tc_blas_use_naive(bool naive)
 	tc_blas_naive = naive;
 }
 
-/* Set the number of OpenBLAS threads (values below 1 mean 1). */
+/*
+ * Set the number of OpenBLAS threads (values below 1 mean 1), and of the
+ * core's own worker threads (kernels.h), which run the LSTM recurrence.
+ */
 void
 tc_blas_set_threads(int n)
 {
-	openblas_set_num_threads(n < 1 ? 1 : n);
+	/*
+	 * With the fast kernels the core splits its products across its own
+	 * threads (tc_sgemm_threads), and OpenBLAS stays single-threaded: its
+	 * pool threads busy-wait after each call and would steal the cores
+	 * from the recurrence.
+	 */
+	openblas_set_num_threads((n < 1 || tc_kernels_use_fast()) ? 1 : n);
+	tc_kernels_set_threads(n);
+}
+
+/* One slice of a product split across threads. */
+typedef struct SgemmTask
+{
+	bool		transA;
+	bool		transB;
+	int			M;
+	int			N;
+	int			K;
+	float		alpha;
+	const float *A;
+	int			lda;
+	const float *B;
+	int			ldb;
+	float		beta;
+	float	   *C;
+	int			ldc;
+	bool		by_cols;		/* split N (else M) */
+} SgemmTask;
+
+/* Thread tid's slice: columns (or rows) rounded to multiples of 16. */
+static void
+tc_sgemm_task(void *arg, int tid, int n)
+{
+	SgemmTask  *a = arg;
+	int			total = a->by_cols ? a->N : a->M;
+	int			lo = (int) (((long long) total * tid / n) & ~15LL);
+	int			hi = (tid == n - 1) ? total :
+		(int) (((long long) total * (tid + 1) / n) & ~15LL);
+
+	if (hi <= lo)
+		return;
+	if (a->by_cols)
+		tc_sgemm(a->transA, a->transB, a->M, hi - lo, a->K, a->alpha,
+				 a->A, a->lda,
+				 a->transB ? a->B + (size_t) lo * a->ldb : a->B + lo, a->ldb,
+				 a->beta, a->C + lo, a->ldc);
+	else
+		tc_sgemm(a->transA, a->transB, hi - lo, a->N, a->K, a->alpha,
+				 a->transA ? a->A + lo : a->A + (size_t) lo * a->lda, a->lda,
+				 a->B, a->ldb, a->beta, a->C + (size_t) lo * a->ldc, a->ldc);
+}
+
+/*
+ * tc_sgemm split across `threads` of the core's threads (kernels.h), by
+ * columns of C when N is the larger dimension, else by rows; each slice
+ * is an independent single-threaded product.
+ */
+void
+tc_sgemm_threads(int threads, bool transA, bool transB, int M, int N, int K,
+				 float alpha, const float *A, int lda, const float *B,
+				 int ldb, float beta, float *C, int ldc)
+{
+	SgemmTask	t;
+	int			big = N > M ? N : M;
+
+	if (threads <= 1 || big < 64)
+	{
+		tc_sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+		return;
+	}
+	t.transA = transA;
+	t.transB = transB;
+	t.M = M;
+	t.N = N;
+	t.K = K;
+	t.alpha = alpha;
+	t.A = A;
+	t.lda = lda;
+	t.B = B;
+	t.ldb = ldb;
+	t.beta = beta;
+	t.C = C;
+	t.ldc = ldc;
+	t.by_cols = N >= M;
+	tc_run_parallel(threads, tc_sgemm_task, &t);
 }

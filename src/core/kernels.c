@@ -327,6 +327,15 @@ v_exp_parts(__m256 y, __m256 *s, __m256 *p)
 												  _mm256_set1_epi32(127)), 23));
 }
 
+/* 1 / d for d in [1, 1e38]: reciprocal estimate and one Newton step (~2e-7 relative) */
+TC_AVX2_INLINE __m256
+v_recip(__m256 d)
+{
+	__m256		r = _mm256_rcp_ps(d);
+
+	return _mm256_fmadd_ps(r, _mm256_fnmadd_ps(d, r, _mm256_set1_ps(1.0f)), r);
+}
+
 /* sigmoid(x) = 1 / (1 + exp(-x)) */
 TC_AVX2_INLINE __m256
 v_sigmoid(__m256 x)
@@ -336,7 +345,8 @@ v_sigmoid(__m256 x)
 	__m256		one = _mm256_set1_ps(1.0f);
 
 	v_exp_parts(_mm256_sub_ps(_mm256_setzero_ps(), x), &s, &p);
-	return _mm256_div_ps(one, _mm256_add_ps(one, _mm256_fmadd_ps(s, p, s)));
+	/* the Newton step can overshoot 1 by an ulp: clamp (NaN stays NaN) */
+	return _mm256_min_ps(one, v_recip(_mm256_add_ps(one, _mm256_fmadd_ps(s, p, s))));
 }
 
 /* tanh(x) = sign(x) (-expm1(-2|x|)) / (2 + expm1(-2|x|)) */
@@ -352,8 +362,11 @@ v_tanh(__m256 x)
 
 	v_exp_parts(_mm256_mul_ps(a, _mm256_set1_ps(-2.0f)), &s, &p);
 	em1 = _mm256_fmadd_ps(s, p, _mm256_sub_ps(s, _mm256_set1_ps(1.0f)));
-	t = _mm256_div_ps(_mm256_xor_ps(em1, sign),
-					  _mm256_add_ps(_mm256_set1_ps(2.0f), em1));
+	t = _mm256_mul_ps(_mm256_sub_ps(_mm256_setzero_ps(), em1),
+					  v_recip(_mm256_add_ps(_mm256_set1_ps(2.0f), em1)));
+	/* tanh(a) rounds to 1 for a > 9.01; the Newton step may stop an ulp short */
+	t = _mm256_blendv_ps(t, _mm256_set1_ps(1.0f),
+						 _mm256_cmp_ps(a, _mm256_set1_ps(9.1f), _CMP_GT_OQ));
 	return _mm256_or_ps(t, _mm256_and_ps(x, sign));
 }
 
@@ -387,84 +400,134 @@ tc_tanh_vec_avx2(float *y, const float *x, size_t n)
  */
 
 /*
- * Tile of R (1..3) rows x one 8-unit block: acc = hprev (R,H) times the
- * block's panel pb (H,32), then the activations and the cell update on
- * registers.  gates (R,G) in/out, c, h (R,H) out, cprev (R,H) or NULL.
+ * Epilogue of one row of a forward tile: gates z (G, Keras layout, at
+ * unit u0) get the products a0..a3, then the activations and the cell
+ * update; n (1..8) units are valid.
  */
 TC_AVX2_INLINE void
-fwd_tile(const int R, float *gates, float *c, float *h, const float *cprev,
-		 const float *hprev, const float *pb, int u0, int H)
+fwd_epilogue(float *z, float *c, float *h, const float *cprev, __m256 a0,
+			 __m256 a1, __m256 a2, __m256 a3, int n, int H)
 {
-	int			G = 4 * H;
-	int			n = H - u0 < 8 ? H - u0 : 8;
-	__m256		acc[3][4];
+	__m256		ig = v_sigmoid(_mm256_add_ps(v_load(z, n), a0));
+	__m256		fg = v_sigmoid(_mm256_add_ps(v_load(z + H, n), a1));
+	__m256		gg = v_tanh(_mm256_add_ps(v_load(z + 2 * H, n), a2));
+	__m256		og = v_sigmoid(_mm256_add_ps(v_load(z + 3 * H, n), a3));
+	__m256		cc = _mm256_mul_ps(ig, gg);
 
-	for (int r = 0; r < R; r++)
-		for (int q = 0; q < 4; q++)
-			acc[r][q] = _mm256_setzero_ps();
-	if (hprev != NULL)
-	{
-		for (int k = 0; k < H; k++)
-		{
-			const float *w = pb + (size_t) k * 32;
-			__m256		w0 = _mm256_load_ps(w);
-			__m256		w1 = _mm256_load_ps(w + 8);
-			__m256		w2 = _mm256_load_ps(w + 16);
-			__m256		w3 = _mm256_load_ps(w + 24);
-
-			for (int r = 0; r < R; r++)
-			{
-				__m256		hk = _mm256_broadcast_ss(hprev + (size_t) r * H + k);
-
-				acc[r][0] = _mm256_fmadd_ps(hk, w0, acc[r][0]);
-				acc[r][1] = _mm256_fmadd_ps(hk, w1, acc[r][1]);
-				acc[r][2] = _mm256_fmadd_ps(hk, w2, acc[r][2]);
-				acc[r][3] = _mm256_fmadd_ps(hk, w3, acc[r][3]);
-			}
-		}
-	}
-	for (int r = 0; r < R; r++)
-	{
-		float	   *z = gates + (size_t) r * G + u0;
-		__m256		ig = v_sigmoid(_mm256_add_ps(v_load(z, n), acc[r][0]));
-		__m256		fg = v_sigmoid(_mm256_add_ps(v_load(z + H, n), acc[r][1]));
-		__m256		gg = v_tanh(_mm256_add_ps(v_load(z + 2 * H, n), acc[r][2]));
-		__m256		og = v_sigmoid(_mm256_add_ps(v_load(z + 3 * H, n), acc[r][3]));
-		__m256		cc = _mm256_mul_ps(ig, gg);
-
-		if (cprev != NULL)
-			cc = _mm256_fmadd_ps(fg, v_load(cprev + (size_t) r * H + u0, n), cc);
-		v_store(z, ig, n);
-		v_store(z + H, fg, n);
-		v_store(z + 2 * H, gg, n);
-		v_store(z + 3 * H, og, n);
-		v_store(c + (size_t) r * H + u0, cc, n);
-		v_store(h + (size_t) r * H + u0, _mm256_mul_ps(og, v_tanh(cc)), n);
-	}
+	if (cprev != NULL)
+		cc = _mm256_fmadd_ps(fg, v_load(cprev, n), cc);
+	v_store(z, ig, n);
+	v_store(z + H, fg, n);
+	v_store(z + 2 * H, gg, n);
+	v_store(z + 3 * H, og, n);
+	v_store(c, cc, n);
+	v_store(h, _mm256_mul_ps(og, v_tanh(cc)), n);
 }
 
-/* fwd_tile for 3 rows */
+/* acc0..acc3 += x * (w0..w3): one row of a tile, one input */
+#define TC_FMA4(acc, x) \
+	do { \
+		acc##0 = _mm256_fmadd_ps((x), w0, acc##0); \
+		acc##1 = _mm256_fmadd_ps((x), w1, acc##1); \
+		acc##2 = _mm256_fmadd_ps((x), w2, acc##2); \
+		acc##3 = _mm256_fmadd_ps((x), w3, acc##3); \
+	} while (0)
+
+/* w0..w3 = the 32 floats of row k of panel block pb */
+#define TC_LOADW(pb, k) \
+	const float *w_ = (pb) + (size_t) (k) * 32; \
+	__m256		w0 = _mm256_load_ps(w_); \
+	__m256		w1 = _mm256_load_ps(w_ + 8); \
+	__m256		w2 = _mm256_load_ps(w_ + 16); \
+	__m256		w3 = _mm256_load_ps(w_ + 24)
+
+/*
+ * Forward tile of 3 rows x one 8-unit block u0: hprev (3,H) times the
+ * block's panel pb (H,32), then the epilogue.  gates (3,G) in/out, c, h
+ * (3,H) out, cprev (3,H) or NULL (with hprev NULL: step 0).
+ */
 static TC_AVX2 void
 fwd_tile3(float *gates, float *c, float *h, const float *cprev,
 		  const float *hprev, const float *pb, int u0, int H)
 {
-	fwd_tile(3, gates, c, h, cprev, hprev, pb, u0, H);
+	int			G = 4 * H;
+	int			n = H - u0 < 8 ? H - u0 : 8;
+	__m256		a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+	__m256		b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+	__m256		c0 = a0, c1 = a0, c2 = a0, c3 = a0;
+
+	if (hprev != NULL)
+	{
+		const float *h0 = hprev;
+		const float *h1 = hprev + H;
+		const float *h2 = hprev + 2 * H;
+
+		for (int k = 0; k < H; k++)
+		{
+			TC_LOADW(pb, k);
+			TC_FMA4(a, _mm256_broadcast_ss(h0 + k));
+			TC_FMA4(b, _mm256_broadcast_ss(h1 + k));
+			TC_FMA4(c, _mm256_broadcast_ss(h2 + k));
+		}
+	}
+	fwd_epilogue(gates + u0, c + u0, h + u0, cprev ? cprev + u0 : NULL,
+				 a0, a1, a2, a3, n, H);
+	fwd_epilogue(gates + G + u0, c + H + u0, h + H + u0,
+				 cprev ? cprev + H + u0 : NULL, b0, b1, b2, b3, n, H);
+	fwd_epilogue(gates + 2 * G + u0, c + 2 * H + u0, h + 2 * H + u0,
+				 cprev ? cprev + 2 * H + u0 : NULL, c0, c1, c2, c3, n, H);
 }
 
-/* fwd_tile for 2 rows */
+/* fwd_tile3 for 2 rows */
 static TC_AVX2 void
 fwd_tile2(float *gates, float *c, float *h, const float *cprev,
 		  const float *hprev, const float *pb, int u0, int H)
 {
-	fwd_tile(2, gates, c, h, cprev, hprev, pb, u0, H);
+	int			G = 4 * H;
+	int			n = H - u0 < 8 ? H - u0 : 8;
+	__m256		a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+	__m256		b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+
+	if (hprev != NULL)
+	{
+		const float *h0 = hprev;
+		const float *h1 = hprev + H;
+
+		for (int k = 0; k < H; k++)
+		{
+			TC_LOADW(pb, k);
+			TC_FMA4(a, _mm256_broadcast_ss(h0 + k));
+			TC_FMA4(b, _mm256_broadcast_ss(h1 + k));
+		}
+	}
+	fwd_epilogue(gates + u0, c + u0, h + u0, cprev ? cprev + u0 : NULL,
+				 a0, a1, a2, a3, n, H);
+	fwd_epilogue(gates + G + u0, c + H + u0, h + H + u0,
+				 cprev ? cprev + H + u0 : NULL, b0, b1, b2, b3, n, H);
 }
 
-/* fwd_tile for 1 row */
+/*
+ * fwd_tile3 for 1 row.  The same accumulation order as the 2- and 3-row
+ * tiles (one chain per gate), so a row's result never depends on how the
+ * rows were grouped, nor therefore on the thread count.
+ */
 static TC_AVX2 void
 fwd_tile1(float *gates, float *c, float *h, const float *cprev,
 		  const float *hprev, const float *pb, int u0, int H)
 {
-	fwd_tile(1, gates, c, h, cprev, hprev, pb, u0, H);
+	int			n = H - u0 < 8 ? H - u0 : 8;
+	__m256		a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+
+	if (hprev != NULL)
+	{
+		for (int k = 0; k < H; k++)
+		{
+			TC_LOADW(pb, k);
+			TC_FMA4(a, _mm256_broadcast_ss(hprev + k));
+		}
+	}
+	fwd_epilogue(gates + u0, c + u0, h + u0, cprev ? cprev + u0 : NULL,
+				 a0, a1, a2, a3, n, H);
 }
 
 /* Forward step of R rows: blocks outer (panel block stays in L1), rows inner. */
@@ -539,64 +602,77 @@ bwd_elem_row(float *dz, const float *dh, float *dc, const float *a,
 	}
 }
 
-/* Tile of R (1..3) rows x 32 units of dh (R,H) = dz (R,G) Wh^T (panel pb (G,32)). */
+/* Store acc0..acc3 (32 units from u0) into the row dh (H). */
 TC_AVX2_INLINE void
-bwd_tile(const int R, float *dh, const float *dz, const float *pb, int u0,
-		 int H)
+bwd_store(float *dh, __m256 a0, __m256 a1, __m256 a2, __m256 a3, int u0,
+		  int H)
 {
-	int			G = 4 * H;
-	__m256		acc[3][4];
-
-	for (int r = 0; r < R; r++)
-		for (int q = 0; q < 4; q++)
-			acc[r][q] = _mm256_setzero_ps();
-	for (int g = 0; g < G; g++)
-	{
-		const float *w = pb + (size_t) g * 32;
-		__m256		w0 = _mm256_load_ps(w);
-		__m256		w1 = _mm256_load_ps(w + 8);
-		__m256		w2 = _mm256_load_ps(w + 16);
-		__m256		w3 = _mm256_load_ps(w + 24);
-
-		for (int r = 0; r < R; r++)
-		{
-			__m256		d = _mm256_broadcast_ss(dz + (size_t) r * G + g);
-
-			acc[r][0] = _mm256_fmadd_ps(d, w0, acc[r][0]);
-			acc[r][1] = _mm256_fmadd_ps(d, w1, acc[r][1]);
-			acc[r][2] = _mm256_fmadd_ps(d, w2, acc[r][2]);
-			acc[r][3] = _mm256_fmadd_ps(d, w3, acc[r][3]);
-		}
-	}
-	for (int r = 0; r < R; r++)
-		for (int q = 0; q < 4; q++)
-		{
-			int			n = H - (u0 + q * 8);
-
-			if (n > 0)
-				v_store(dh + (size_t) r * H + u0 + q * 8, acc[r][q], n);
-		}
+	v_store(dh + u0, a0, H - u0);
+	if (H - u0 > 8)
+		v_store(dh + u0 + 8, a1, H - u0 - 8);
+	if (H - u0 > 16)
+		v_store(dh + u0 + 16, a2, H - u0 - 16);
+	if (H - u0 > 24)
+		v_store(dh + u0 + 24, a3, H - u0 - 24);
 }
 
-/* bwd_tile for 3 rows */
+/* Tile of 3 rows x 32 units u0.. of dh (3,H) = dz (3,G) Wh^T (panel pb (G,32)). */
 static TC_AVX2 void
 bwd_tile3(float *dh, const float *dz, const float *pb, int u0, int H)
 {
-	bwd_tile(3, dh, dz, pb, u0, H);
+	int			G = 4 * H;
+	const float *d0 = dz;
+	const float *d1 = dz + G;
+	const float *d2 = dz + 2 * G;
+	__m256		a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+	__m256		b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+	__m256		c0 = a0, c1 = a0, c2 = a0, c3 = a0;
+
+	for (int g = 0; g < G; g++)
+	{
+		TC_LOADW(pb, g);
+		TC_FMA4(a, _mm256_broadcast_ss(d0 + g));
+		TC_FMA4(b, _mm256_broadcast_ss(d1 + g));
+		TC_FMA4(c, _mm256_broadcast_ss(d2 + g));
+	}
+	bwd_store(dh, a0, a1, a2, a3, u0, H);
+	bwd_store(dh + H, b0, b1, b2, b3, u0, H);
+	bwd_store(dh + 2 * H, c0, c1, c2, c3, u0, H);
 }
 
-/* bwd_tile for 2 rows */
+/* bwd_tile3 for 2 rows */
 static TC_AVX2 void
 bwd_tile2(float *dh, const float *dz, const float *pb, int u0, int H)
 {
-	bwd_tile(2, dh, dz, pb, u0, H);
+	int			G = 4 * H;
+	const float *d0 = dz;
+	const float *d1 = dz + G;
+	__m256		a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+	__m256		b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+
+	for (int g = 0; g < G; g++)
+	{
+		TC_LOADW(pb, g);
+		TC_FMA4(a, _mm256_broadcast_ss(d0 + g));
+		TC_FMA4(b, _mm256_broadcast_ss(d1 + g));
+	}
+	bwd_store(dh, a0, a1, a2, a3, u0, H);
+	bwd_store(dh + H, b0, b1, b2, b3, u0, H);
 }
 
-/* bwd_tile for 1 row */
+/* bwd_tile3 for 1 row (same accumulation order, see fwd_tile1) */
 static TC_AVX2 void
 bwd_tile1(float *dh, const float *dz, const float *pb, int u0, int H)
 {
-	bwd_tile(1, dh, dz, pb, u0, H);
+	int			G = 4 * H;
+	__m256		a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+
+	for (int g = 0; g < G; g++)
+	{
+		TC_LOADW(pb, g);
+		TC_FMA4(a, _mm256_broadcast_ss(dz + g));
+	}
+	bwd_store(dh, a0, a1, a2, a3, u0, H);
 }
 
 /* Backward step of R rows: elementwise, then (carry) dh = dz Wh^T. */

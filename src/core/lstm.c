@@ -16,11 +16,20 @@
  * dx = dG Wx^T and dWh = hprev^T dG are single GEMMs, db the column sums.
  *
  * Deliberately not here: padding, masks, bidirectional or stacked layers,
- * dropout, initial states other than zero.  These are the plain reference
- * kernels; tuned versions, if any, must be tested against them.
+ * dropout, initial states other than zero.  tc_lstm_forward/backward are
+ * the plain reference kernels.  tc_lstm_forward_fast/backward_fast (end of
+ * file, declared in kernels.h) compute the same thing with the AVX2 step
+ * kernels of kernels.c: per step one fused kernel for the active rows
+ * (gates = z + h Wh, activations, cell update on registers; backward the
+ * elementwise gate gradients and dh = dz Wh^T), the sequences split across
+ * the core's threads without any barrier (they are independent through
+ * the recurrence), and the whole-batch products (input projection, dWx,
+ * dWh, dx, db) split by columns or rows across the same threads.
+ * test/core/test_kernels.c checks them against the reference.
  *
  * Memory: none allocated.  Backward uses the caller's work buffer of
- * tc_lstm_work_floats() floats:  dG (N,G) | hprev (N,H) | dh (B,H) | dc (B,H).
+ * tc_lstm_work_floats() floats:  dG (N,G) | hprev (N,H) | dh (B,H) | dc (B,H);
+ * the fast versions also read Wh packed by tc_lstm_pack (caller-owned).
  */
 #include <math.h>
 #include <string.h>
@@ -286,6 +295,16 @@ typedef struct LstmTask
 	float	   *dG;				/* (N,G) backward only */
 	float	   *dh;				/* (B,H) backward only */
 	float	   *dc;				/* (B,H) backward only */
+	float	   *hprev;			/* (N,H) backward only: h(t-1) of every row */
+	/* parameter-gradient task */
+	const float *x;				/* (N,E) */
+	const float *Wx;			/* (E,G) */
+	const float *b;				/* (G) forward only */
+	float	   *dx;				/* (N,E) or NULL */
+	float	   *dWx;			/* (E,G) */
+	float	   *dWh;			/* (H,G) */
+	float	   *db;				/* (G) */
+	int			E;
 } LstmTask;
 
 /*
@@ -363,12 +382,87 @@ lstm_backward_task(void *arg, int tid, int n)
 				   sizeof(float) * (size_t) H);
 			memset(a->dc + (size_t) s * H, 0, sizeof(float) * (size_t) H);
 		}
+		/* h(t-1) of these rows, for dWh = hprev^T dG */
+		if (t > 0)
+			memcpy(a->hprev + row * H,
+				   a->hs + ((size_t) p->off[t - 1] + lo) * H,
+				   sizeof(float) * (size_t) (end - lo) * H);
 		tc_lstm_bwd_rows(a->dG + row * G, a->dh + (size_t) lo * H,
 						 a->dc + (size_t) lo * H, a->gates + row * G,
 						 a->cs + row * H,
 						 t > 0 ? a->cs + ((size_t) p->off[t - 1] + lo) * H : NULL,
 						 end - lo, a->packed, H, t > 0);
 	}
+}
+
+/* Rows [lo, hi) of thread tid of n, out of total, in multiples of 16. */
+static void
+lstm_slice(int total, int tid, int n, int *lo, int *hi)
+{
+	*lo = (int) (((long long) total * tid / n) & ~15LL);
+	*hi = (tid == n - 1) ? total :
+		(int) (((long long) total * (tid + 1) / n) & ~15LL);
+}
+
+/* Input projection gates = x Wx + b of one thread's slice of rows. */
+static void
+lstm_projection_task(void *arg, int tid, int n)
+{
+	LstmTask   *a = arg;
+	int			G = 4 * a->H;
+	int			lo;
+	int			hi;
+
+	lstm_slice(a->p->N, tid, n, &lo, &hi);
+	if (hi > lo)
+		lstm_input_projection(a->gates + (size_t) lo * G,
+							  a->x + (size_t) lo * a->E, a->Wx, a->b,
+							  hi - lo, a->E, G);
+}
+
+/*
+ * Parameter gradients of one thread: columns [g0, g1) of dWx, dWh and db,
+ * rows of dx.  Rows of step 0 have h(-1) = 0 and are left out of dWh.
+ */
+static void
+lstm_param_task(void *arg, int tid, int n)
+{
+	LstmTask   *a = arg;
+	const TcPack *p = a->p;
+	int			H = a->H;
+	int			E = a->E;
+	int			G = 4 * H;
+	int			N = p->N;
+	int			g0;
+	int			g1;
+	int			r0;
+	int			r1;
+
+	lstm_slice(G, tid, n, &g0, &g1);
+	if (g1 > g0)
+	{
+		tc_sgemm(true, false, E, g1 - g0, N, 1.0f, a->x, E, a->dG + g0, G,
+				 1.0f, a->dWx + g0, G);
+		if (p->T > 1)
+		{
+			size_t		s0 = (size_t) p->off[1];
+
+			tc_sgemm(true, false, H, g1 - g0, N - (int) s0, 1.0f,
+					 a->hprev + s0 * H, H, a->dG + s0 * G + g0, G, 1.0f,
+					 a->dWh + g0, G);
+		}
+		for (int r = 0; r < N; r++)
+		{
+			const float *dz = a->dG + (size_t) r * G;
+
+			for (int j = g0; j < g1; j++)
+				a->db[j] += dz[j];
+		}
+	}
+	lstm_slice(N, tid, n, &r0, &r1);
+	if (a->dx != NULL && r1 > r0)
+		tc_sgemm(false, true, r1 - r0, E, G, 1.0f, a->dG + (size_t) r0 * G, G,
+				 a->Wx, G, 0.0f, a->dx + (size_t) r0 * E, E);
 }
 
 /*
@@ -388,14 +482,18 @@ tc_lstm_forward_fast(float *hlast, float *gates, float *cs, float *hs,
 		tc_lstm_forward(hlast, gates, cs, hs, x, Wx, Wh, b, p, E, H);
 		return;
 	}
-	lstm_input_projection(gates, x, Wx, b, p->N, E, 4 * H);
 	memset(&task, 0, sizeof(task));
 	task.p = p;
 	task.H = H;
+	task.E = E;
 	task.packed = packed;
 	task.gates = gates;
 	task.cs = cs;
 	task.hs = hs;
+	task.x = x;
+	task.Wx = Wx;
+	task.b = b;
+	tc_run_parallel(threads, lstm_projection_task, &task);
 	tc_run_parallel(p->B < threads ? p->B : threads, lstm_forward_task, &task);
 	lstm_gather_hlast(hlast, hs, p, H);
 }
@@ -429,7 +527,15 @@ tc_lstm_backward_fast(float *dx, float *dWx, float *dWh, float *db,
 	task.dG = work;
 	task.dh = work + N * G + N * H;
 	task.dc = task.dh + (size_t) p->B * H;
+	task.hprev = work + N * G;
+	task.hs = (float *) hs;
+	task.E = E;
+	task.x = x;
+	task.Wx = Wx;
+	task.dx = dx;
+	task.dWx = dWx;
+	task.dWh = dWh;
+	task.db = db;
 	tc_run_parallel(p->B < threads ? p->B : threads, lstm_backward_task, &task);
-	lstm_param_grads(dx, dWx, dWh, db, task.dG, work + N * G, hs, x, Wx, p,
-					 E, H);
+	tc_run_parallel(threads, lstm_param_task, &task);
 }

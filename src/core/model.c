@@ -20,11 +20,19 @@
  * (copied into the model) and is owned by the model until tc_model_free,
  * which also frees the vocabulary.  The label array and its strings are
  * one allocation.  Gradients, moments and activations exist only after
- * tc_model_train_prepare; tc_model_infer allocates nothing.
+ * tc_model_train_prepare; the inference tables (TcInfer, one block) only
+ * after tc_model_prepare_infer; tc_model_infer allocates nothing.
+ *
+ * Fast paths (kernels.h): tc_model_batch packs Wh once per batch into the
+ * activation block and runs the LSTM through tc_lstm_forward_fast /
+ * backward_fast on tc_kernels_threads() threads; tc_model_infer uses the
+ * AVX2 step kernel when the inference tables exist.  Both fall back to
+ * the reference loops without AVX2/FMA or when forced.
  */
 #include <math.h>
 #include <string.h>
 
+#include "textclf/kernels.h"
 #include "textclf/model.h"
 
 /* ---------------------------------------------------------------------
@@ -332,6 +340,7 @@ tc_model_free(TcModel *m)
 	tc_free(&a, m->m_memory);
 	tc_free(&a, m->v_memory);
 	tc_free(&a, m->acts_memory);
+	tc_free(&a, m->infer);
 	tc_free(&a, m);
 }
 
@@ -418,6 +427,7 @@ tc_model_init(TcModel *m, uint64_t seed)
 	for (int k = 0; k < K; k++)
 		m->params.bd[k] = 0.0f;
 	m->adam_t = 0;
+	tc_model_drop_infer(m);
 	if (m->m_memory != NULL)
 	{
 		memset(m->m_memory, 0, sizeof(float) * m->num_params);
@@ -494,6 +504,7 @@ tc_model_train_prepare(TcModel *m, int maxB, int maxT, TcError *err)
 	B = (size_t) maxB;
 	N = B * (size_t) maxT;
 	work = tc_lstm_work_floats((int) N, maxB, (int) H);
+	work = tc_add_size(work, tc_lstm_packed_floats((int) H));
 	/* x, dx (N,E); gates (N,G); cs, hs (N,H); hlast, dhlast (B,H); 3 x (B,K); weights (B) */
 	nfloat = tc_mul_size(N, tc_add_size(2 * E, tc_add_size(G, 2 * H)));
 	nfloat = tc_add_size(nfloat, tc_mul_size(B, 2 * H + 3 * K + 1));
@@ -533,7 +544,9 @@ tc_model_train_prepare(TcModel *m, int maxB, int maxT, TcError *err)
 	ac->weights = f;			/* (B) */
 	f += B;
 	ac->work = f;				/* lstm backward scratch */
-	f += work;
+	f += tc_lstm_work_floats((int) N, maxB, (int) H);
+	ac->packed = f;				/* tc_lstm_packed_floats(H) */
+	f += tc_lstm_packed_floats((int) H);
 	ac->tokens = (int32_t *) f; /* (N) */
 	ac->targets = ac->tokens + N;	/* (B) */
 	ip = (int *) (ac->targets + B);
@@ -567,6 +580,8 @@ tc_model_batch(TcModel *m, const int32_t *const *seqs, const int *lens_in,
 	int			ncls = (K == 1) ? 2 : K;
 	int		   *count;
 	double		l;
+	bool		fast = tc_kernels_use_fast();
+	int			threads = tc_kernels_threads();
 
 	*loss = 0.0;
 	if (m->acts_memory == NULL || (train && m->grads_memory == NULL))
@@ -639,8 +654,11 @@ tc_model_batch(TcModel *m, const int32_t *const *seqs, const int *lens_in,
 
 	/* forward */
 	tc_embedding_forward(ac->x, ac->tokens, m->params.emb, pack.N, E);
-	tc_lstm_forward(ac->hlast, ac->gates, ac->cs, ac->hs, ac->x,
-					m->params.Wx, m->params.Wh, m->params.b, &pack, E, H);
+	if (fast)
+		tc_lstm_pack(ac->packed, m->params.Wh, H);
+	tc_lstm_forward_fast(ac->hlast, ac->gates, ac->cs, ac->hs, ac->x,
+						 m->params.Wx, m->params.Wh, m->params.b, &pack, E, H,
+						 fast ? ac->packed : NULL, threads);
 	tc_dense_forward(ac->logits, ac->hlast, m->params.Wd, m->params.bd,
 					 B, H, K);
 	l = tc_xent_forward_backward(ac->probs, train ? ac->dlogits : NULL,
@@ -654,9 +672,10 @@ tc_model_batch(TcModel *m, const int32_t *const *seqs, const int *lens_in,
 		memset(m->grads_memory, 0, sizeof(float) * m->num_params);
 		tc_dense_backward(ac->dhlast, m->grads.Wd, m->grads.bd, ac->dlogits,
 						  ac->hlast, m->params.Wd, B, H, K);
-		tc_lstm_backward(ac->dx, m->grads.Wx, m->grads.Wh, m->grads.b,
-						 ac->dhlast, ac->gates, ac->cs, ac->hs, ac->x,
-						 m->params.Wx, m->params.Wh, &pack, E, H, ac->work);
+		tc_lstm_backward_fast(ac->dx, m->grads.Wx, m->grads.Wh, m->grads.b,
+							  ac->dhlast, ac->gates, ac->cs, ac->hs, ac->x,
+							  m->params.Wx, m->params.Wh, &pack, E, H,
+							  fast ? ac->packed : NULL, threads, ac->work);
 		tc_embedding_backward(m->grads.emb, ac->dx, ac->tokens, pack.N, E);
 	}
 
@@ -695,13 +714,146 @@ tc_grad_scale(TcModel *m, float s)
  * ---------------------------------------------------------------------
  */
 
-/* Floats of work tc_model_infer needs: z (G), h (H), c (H), logits (K). */
+/*
+ * Fast-path tables: the inference panel (tc_lstm_infer_panel_floats) and,
+ * when folded, P (V,G) = emb Wx + b.  Allocated as one block after this
+ * header.
+ */
+typedef struct TcInfer
+{
+	float	   *panel;			/* Wx over Wh, packed (kernels.h) */
+	float	   *proj;			/* (V,G) folded input projection, or NULL */
+} TcInfer;
+
+/* Free the inference tables of m (they are stale once parameters change). */
+void
+tc_model_drop_infer(TcModel *m)
+{
+	if (m->infer != NULL)
+	{
+		tc_free(&m->alloc, m->infer);
+		m->infer = NULL;
+	}
+}
+
+/* Build m->infer from the current parameters (see model.h). */
+TcStatus
+tc_model_prepare_infer(TcModel *m, TcError *err)
+{
+	int			V = m->cfg.vocab_size;
+	int			E = m->cfg.embedding_dim;
+	int			H = m->cfg.hidden_size;
+	int			G = 4 * H;
+	size_t		npanel = tc_lstm_infer_panel_floats(E, H);
+	size_t		nproj = tc_mul_size((size_t) V, (size_t) G);
+	bool		fold = tc_mul_size(nproj, sizeof(float)) <= TC_INFER_FOLD_MAX_BYTES;
+	size_t		bytes;
+	TcInfer    *inf;
+	const TcParams *P = &m->params;
+
+	tc_model_drop_infer(m);
+	if (!tc_kernels_fast_available())
+		return TC_OK;
+	bytes = tc_add_size(sizeof(TcInfer),
+						tc_mul_size(tc_add_size(npanel, fold ? nproj : 0),
+									sizeof(float)));
+	inf = tc_alloc(&m->alloc, bytes);
+	if (inf == NULL)
+		return tc_error(err, TC_ERR_NOMEM,
+						"out of memory for the inference tables");
+	inf->panel = (float *) (inf + 1);
+	inf->proj = fold ? inf->panel + npanel : NULL;
+	tc_lstm_infer_pack(inf->panel, P->Wx, P->Wh, E, H);
+	if (fold)
+	{
+		for (int v = 0; v < V; v++)
+			memcpy(inf->proj + (size_t) v * G, P->b, sizeof(float) * (size_t) G);
+		tc_sgemm(false, false, V, G, E, 1.0f, P->emb, E, P->Wx, G, 1.0f,
+				 inf->proj, G);
+	}
+	m->infer = inf;
+	return TC_OK;
+}
+
+/*
+ * Floats of work tc_model_infer needs: the reference path uses z (G),
+ * h (H), c (H), logits (K); the fast one two input vectors (E+H), c (H)
+ * and logits (K).
+ */
 size_t
 tc_model_infer_work_floats(const TcModel *m)
 {
+	size_t		E = (size_t) m->cfg.embedding_dim;
 	size_t		H = (size_t) m->cfg.hidden_size;
+	size_t		ref = 4 * H + 2 * H + (size_t) m->K;
+	size_t		fast = 2 * (E + H) + H + (size_t) m->K;
 
-	return 4 * H + 2 * H + (size_t) m->K;
+	return ref > fast ? ref : fast;
+}
+
+/* Probabilities (num_classes) from the final hidden state h (H); logits (K) scratch. */
+static void
+tc_infer_head(const TcModel *m, const float *h, float *logits, float *probs)
+{
+	int32_t		zero = 0;
+	int			H = m->cfg.hidden_size;
+	int			K = m->K;
+
+	tc_dense_forward(logits, h, m->params.Wd, m->params.bd, 1, H, K);
+	if (K == 1)
+	{
+		float		p;
+
+		tc_xent_forward_backward(&p, NULL, logits, &zero, NULL, 1, 1);
+		probs[0] = 1.0f - p;
+		probs[1] = p;
+	}
+	else
+		tc_xent_forward_backward(probs, NULL, logits, &zero, NULL, 1, K);
+}
+
+/*
+ * The fast path of tc_model_infer: per token gates = P[id] + h Wh (folded)
+ * or b + [x h] [Wx; Wh], activations and cell update fused in the step
+ * kernel; two input vectors [x | h] alternate so that h is never read and
+ * written by the same step.
+ */
+static void
+tc_model_infer_fast(const TcModel *m, const int32_t *ids, int n,
+					float *probs, float *work)
+{
+	const TcInfer *inf = m->infer;
+	int			E = m->cfg.embedding_dim;
+	int			H = m->cfg.hidden_size;
+	int			G = 4 * H;
+	int			V = m->cfg.vocab_size;
+	float	   *cur = work;		/* (E+H) [x | h] of this step */
+	float	   *next = cur + E + H; /* (E+H) [x | h] of the next step */
+	float	   *c = next + E + H;	/* (H) cell state */
+	float	   *logits = c + H; /* (K) */
+
+	memset(cur + E, 0, sizeof(float) * (size_t) H);
+	memset(c, 0, sizeof(float) * (size_t) H);
+	for (int t = 0; t < n; t++)
+	{
+		int32_t		id = (ids[t] >= 0 && ids[t] < V) ? ids[t] : 0;
+		float	   *swap;
+
+		if (inf->proj != NULL)
+			tc_lstm_infer_step(next + E, c, inf->proj + (size_t) id * G,
+							   cur + E, t > 0 ? H : 0, E, inf->panel, E, H);
+		else
+		{
+			memcpy(cur, m->params.emb + (size_t) id * E,
+				   sizeof(float) * (size_t) E);
+			tc_lstm_infer_step(next + E, c, m->params.b, cur,
+							   t > 0 ? E + H : E, 0, inf->panel, E, H);
+		}
+		swap = cur;
+		cur = next;
+		next = swap;
+	}
+	tc_infer_head(m, cur + E, logits, probs);
 }
 
 /*
@@ -717,15 +869,18 @@ tc_model_infer(const TcModel *m, const int32_t *ids, int n, float *probs,
 	int			E = m->cfg.embedding_dim;
 	int			H = m->cfg.hidden_size;
 	int			G = 4 * H;
-	int			K = m->K;
 	int			V = m->cfg.vocab_size;
 	const TcParams *P = &m->params;
 	float	   *z = work;		/* (G) gate pre-activations, then gates */
 	float	   *h = z + G;		/* (H) hidden state */
 	float	   *c = h + H;		/* (H) cell state */
 	float	   *logits = c + H; /* (K) */
-	int32_t		zero = 0;
 
+	if (m->infer != NULL && tc_kernels_use_fast())
+	{
+		tc_model_infer_fast(m, ids, n, probs, work);
+		return;
+	}
 	memset(h, 0, sizeof(float) * (size_t) H);
 	memset(c, 0, sizeof(float) * (size_t) H);
 	for (int t = 0; t < n; t++)
@@ -748,17 +903,7 @@ tc_model_infer(const TcModel *m, const int32_t *ids, int n, float *probs,
 			h[j] = og * tanhf(c[j]);
 		}
 	}
-	tc_dense_forward(logits, h, P->Wd, P->bd, 1, H, K);
-	if (K == 1)
-	{
-		float		p;
-
-		tc_xent_forward_backward(&p, NULL, logits, &zero, NULL, 1, 1);
-		probs[0] = 1.0f - p;
-		probs[1] = p;
-	}
-	else
-		tc_xent_forward_backward(probs, NULL, logits, &zero, NULL, 1, K);
+	tc_infer_head(m, h, logits, probs);
 }
 
 /* Predicted class: argmax, or for two classes 1 iff p >= threshold. */

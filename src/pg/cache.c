@@ -120,6 +120,8 @@ TcCacheLoad(const unsigned char *buf, size_t size)
 								ALLOCSET_DEFAULT_SIZES);
 	tc_pg_allocator(&a, cxt);
 	st = tc_model_deserialize(&a, buf, size, &m, &err);
+	if (st == TC_OK)
+		st = tc_model_prepare_infer(m, &err);	/* fast-path tables, once */
 	if (st != TC_OK)
 	{
 		MemoryContextDelete(cxt);

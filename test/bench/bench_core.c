@@ -8,7 +8,9 @@
  *
  * Usage: bench_core [train_batches [infer_rows [repeats]]]
  * Each figure is the median of `repeats` timed runs (the machine may be
- * shared and noisy).  It deliberately does not read data or tokenize: the
+ * shared and noisy): samples (rows) per wall-clock second, and per second
+ * of the process's CPU time, which is steadier under other load but does
+ * not show a speed-up from threads.  It deliberately does not read data or tokenize: the
  * token ids are drawn from the core's own generator.
  *
  * Memory: plain malloc through a local allocator; freed before exit.
@@ -52,6 +54,19 @@ now(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double) ts.tv_sec + 1e-9 * (double) ts.tv_nsec;
 }
+
+/* Seconds of CPU time used by the whole process (all threads). */
+static double
+cpu_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double) ts.tv_sec + 1e-9 * (double) ts.tv_nsec;
+}
+
+/* CPU seconds of the last timed run (process CPU time). */
+static double last_cpu;
 
 /* Median of v (n), sorting v in place. */
 static double
@@ -116,6 +131,7 @@ bench_train(int threads, int batches, const int32_t *tokens,
 	tc_model_batch(m, seqs, lens, targets, NULL, BENCH_B, true, &loss, NULL, &err);
 	tc_adam_step(m, &adam);
 	t0 = now();
+	last_cpu = cpu_now();
 	for (int i = 0; i < batches; i++)
 	{
 		for (int b = 0; b < BENCH_B; b++)
@@ -129,6 +145,7 @@ bench_train(int threads, int batches, const int32_t *tokens,
 		tc_adam_step(m, &adam);
 	}
 	t1 = now();
+	last_cpu = cpu_now() - last_cpu;
 	tc_model_free(m);
 	tc_blas_set_threads(1);
 	return (double) batches * BENCH_B / (t1 - t0);
@@ -153,6 +170,7 @@ bench_infer(int rows, const int32_t *tokens, float *checksum)
 	}
 	tc_model_infer(m, tokens, BENCH_T, probs, work);
 	t0 = now();
+	last_cpu = cpu_now();
 	for (int i = 0; i < rows; i++)
 	{
 		tc_model_infer(m, tokens + (size_t) (i % 256) * BENCH_T, BENCH_T,
@@ -160,6 +178,7 @@ bench_infer(int rows, const int32_t *tokens, float *checksum)
 		sum += probs[1];
 	}
 	t1 = now();
+	last_cpu = cpu_now() - last_cpu;
 	*checksum = sum;
 	free(work);
 	tc_model_free(m);
@@ -176,6 +195,9 @@ main(int argc, char **argv)
 	int32_t		targets[8 * BENCH_B];
 	TcRng		r;
 	double		v[BENCH_MAXR];
+	double		c[BENCH_MAXR];
+	double		load[3] = {0, 0, 0};
+	FILE	   *f = fopen("/proc/loadavg", "r");
 
 	if (repeats < 1)
 		repeats = 1;
@@ -190,6 +212,13 @@ main(int argc, char **argv)
 	printf("# reference model V=10000 E=16 H=128 K=1, B=%d, T=%d; median of %d runs\n",
 		   BENCH_B, BENCH_T, repeats);
 	printf("# fast kernels available: %s\n", tc_kernels_fast_available() ? "yes (avx2+fma)" : "no");
+	if (f != NULL)
+	{
+		if (fscanf(f, "%lf %lf %lf", &load[0], &load[1], &load[2]) == 3)
+			printf("# load average before the run: %.2f (wall-clock figures are only meaningful when it is low)\n",
+				   load[0]);
+		fclose(f);
+	}
 	for (int path = 0; path < 2; path++)
 	{
 		const char *name = path == 0 ? "reference" : "fast";
@@ -200,20 +229,27 @@ main(int argc, char **argv)
 		for (int threads = 1; threads <= 2; threads++)
 		{
 			for (int i = 0; i < repeats; i++)
-				v[i] = bench_train(threads, path == 0 ? (batches + 3) / 4 : batches,
-								   tokens, targets);
-			printf("train %-9s threads=%d  %8.1f samples/s\n", name, threads,
-				   median(v, repeats));
+			{
+				int			nb = path == 0 ? (batches + 3) / 4 : batches;
+
+				v[i] = bench_train(threads, nb, tokens, targets);
+				c[i] = (double) nb * BENCH_B / last_cpu;
+			}
+			printf("train %-9s threads=%d  %8.1f samples/s  (per CPU second: %.1f)\n",
+				   name, threads, median(v, repeats), median(c, repeats));
 			fflush(stdout);
 		}
 		for (int i = 0; i < repeats; i++)
 		{
 			float		cs;
 
-			v[i] = bench_infer(path == 0 ? (rows + 9) / 10 : rows, tokens, &cs);
+			int			nr = path == 0 ? (rows + 9) / 10 : rows;
+
+			v[i] = bench_infer(nr, tokens, &cs);
+			c[i] = (double) nr / last_cpu;
 		}
-		printf("infer %-9s threads=1  %8.1f rows/s (100 tokens, batch 1)\n",
-			   name, median(v, repeats));
+		printf("infer %-9s threads=1  %8.1f rows/s     (per CPU second: %.1f; 100 tokens, batch 1)\n",
+			   name, median(v, repeats), median(c, repeats));
 		fflush(stdout);
 	}
 	tc_kernels_force_reference(false);

@@ -10,7 +10,8 @@
  * Usage: test_fixture [path]   (default test/fixtures/lstm_small.bin,
  * relative to the repository root, the cwd of make core-check).  Every
  * tensor must satisfy |ours - torch| <= 1e-5 + 1e-4 |torch|.  Each case is
- * run twice: with tc_sgemm on cblas and on the naive loops.
+ * run twice: with tc_sgemm on cblas and the fast (AVX2) kernels, and with
+ * the naive loops and the reference kernels.
  *
  * The file is little-endian; this test reads it with memcpy and so assumes
  * a little-endian host (like every platform we build on).
@@ -19,6 +20,7 @@
  * tc_test_alloc; all freed before exit.
  */
 #include "tc_test.h"
+#include "textclf/kernels.h"
 #include "textclf/model.h"
 
 #define FX_MAGIC	0x58464354u
@@ -106,7 +108,7 @@ run_case(FxReader *r, int ci, bool naive)
 	double		loss;
 	int			maxlen = 1;
 	size_t		ntok = 0;
-	const char *tag = naive ? "naive" : "cblas";
+	const char *tag = naive ? "naive, reference kernels" : "cblas, fast kernels";
 	int			ok = 0;
 
 	adam.lr = fx_f32(r);
@@ -177,6 +179,7 @@ run_case(FxReader *r, int ci, bool naive)
 		goto done;
 
 	tc_blas_use_naive(naive);
+	tc_kernels_force_reference(naive);
 	if (tc_model_batch(m, seqs, lens, targets, weights, B, true, &loss, NULL,
 					   &err) != TC_OK)
 	{
@@ -188,7 +191,7 @@ run_case(FxReader *r, int ci, bool naive)
 		memcpy(logits + (size_t) m->acts.order[s] * K,
 			   m->acts.logits + (size_t) s * K, sizeof(float) * K);
 	{
-		char		name[96];
+		char		name[160];
 		size_t		off = 0;
 
 		snprintf(name, sizeof(name), "fixture K=%d [%s] logits", K, tag);
@@ -227,6 +230,7 @@ done:
 	if (!ok && r->bad)
 		tc_check(0, "case %d: fixture file truncated", ci);
 	tc_blas_use_naive(false);
+	tc_kernels_force_reference(false);
 	tc_model_free(m);
 	free(lens);
 	free(tokens);

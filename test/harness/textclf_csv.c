@@ -392,6 +392,8 @@ main(int argc, char **argv)
 	if (test_path)
 	{
 		printf("test_rows %zu\n", test.n);
+		/* fast inference tables (the reference path runs if this fails) */
+		(void) tc_model_prepare_infer(model, &err);
 		printf("test_accuracy %.4f\n", test_accuracy(model, &test));
 	}
 	if (save_path)

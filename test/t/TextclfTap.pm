@@ -168,29 +168,32 @@ END
 	}
 }
 
-# The PID of the backend of application $app (waits until it shows up).
+# The PID of the backend of application $app (waits up to 60 s for it).
 sub backend_pid
 {
 	my ($node, $app) = @_;
 
-	$node->poll_query_until('postgres',
-		"SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = '$app'"
-	) or die "no backend for application $app";
+	poll_sql($node, 'postgres',
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = '$app'",
+		't', 60)
+	  or die "no backend for application $app";
 	return $node->safe_psql('postgres',
 		"SELECT pid FROM pg_stat_activity WHERE application_name = '$app'");
 }
 
-# Wait until the backend of $app runs train_classifier and its temporary
-# spill file exists, i.e. training has started; then $extra more seconds.
+# Wait until the backend of $app runs train_classifier (at most 60 s) and
+# its temporary spill file exists (at most 20 s more), then $extra more
+# seconds; returns true if both were seen.
 sub wait_for_training
 {
 	my ($node, $app, $extra) = @_;
-	my $ok = $node->poll_query_until('postgres', qq{
+	my $ok = poll_sql($node, 'postgres', qq{
 		SELECT count(*) = 1 FROM pg_stat_activity
 		WHERE application_name = '$app' AND state = 'active'
-		  AND query LIKE '%train_classifier%'
-		  AND (SELECT count(*) FROM pg_ls_tmpdir()) > 0});
-	sleep($extra) if $ok && $extra;
+		  AND query LIKE '%train_classifier%'}, 't', 60)
+	  && poll_sql($node, 'postgres',
+		'SELECT count(*) > 0 FROM pg_catalog.pg_ls_tmpdir()', 't', 20);
+	sleep($extra) if $extra;
 	return $ok;
 }
 
