@@ -22,8 +22,10 @@ DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 DATA = $(filter-out $(DATA_built),$(wildcard $(EXTENSION)--*--*.sql))
 
 BLAS_INC = /usr/include/x86_64-linux-gnu/openblas-pthread
-PG_CPPFLAGS = -Iinclude -Isrc/pg -I$(BLAS_INC)
-SHLIB_LINK = -lopenblas -lm
+# The server build opens OpenBLAS lazily with dlopen (see src/core/blas.c),
+# so that a preloaded textclf never starts BLAS threads in the postmaster.
+PG_CPPFLAGS = -Iinclude -Isrc/pg -I$(BLAS_INC) -DTC_BLAS_DLOPEN
+SHLIB_LINK = -lm -ldl
 
 # Portable by default; override for a tuned build (OPTFLAGS=-march=native).
 OPTFLAGS =

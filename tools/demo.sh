@@ -170,7 +170,7 @@ fi
 section "Start the private PostgreSQL cluster (tools/pgcluster.sh)"
 
 if [ -z "${TEXTCLF_PGROOT:-}" ]; then
-	TEXTCLF_PGROOT=$(TEXTCLF_PGROOT= "$REPO/tools/pgcluster.sh" dir)-demo
+	TEXTCLF_PGROOT=$("$REPO/tools/pgcluster.sh" dir)-demo
 fi
 export TEXTCLF_PGROOT
 eval "$("$REPO/tools/pgcluster.sh" start)"

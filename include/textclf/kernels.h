@@ -21,10 +21,12 @@
  *
  * Threads: tc_blas_set_threads(n) also sets the number of the core's own
  * worker threads.  Training splits the sequences of a packed batch across
- * them (no barrier: sequences are independent through the recurrence);
- * they are started and joined inside one call, run with every signal
- * blocked, compute on memory the caller allocated, and never call back.
- * Inference is single-threaded.
+ * them (no barrier: sequences are independent through the recurrence) and
+ * the whole-batch products by columns or rows; OpenBLAS then stays
+ * single-threaded.  The helpers (a persistent pool, see tc_run_parallel)
+ * run with every signal blocked, compute only on memory the caller
+ * allocated (and OpenBLAS's own buffers, in the products), and never call
+ * back.  Inference is single-threaded.
  *
  * Memory: nothing here allocates; packed weights live in buffers the
  * caller sizes with tc_lstm_packed_floats / tc_lstm_infer_panel_floats.
@@ -48,9 +50,13 @@ int			tc_kernels_threads(void);
 /* Work function of tc_run_parallel: thread tid of nthreads. */
 typedef void (*TcTaskFn) (void *arg, int tid, int nthreads);
 /*
- * Run fn(arg, tid, n) for tid = 0 .. n-1, tid 0 on the calling thread and
- * the others on threads started here and joined before returning (if a
- * thread cannot be started its share runs on the caller).
+ * Run fn(arg, tid, n) for tid = 0 .. n-1 and return when all are done:
+ * tid 0 on the calling thread, the others on a persistent pool of helper
+ * threads started on first use (signals blocked; they wait on a condition
+ * variable between jobs and live until the process exits).  If fewer
+ * helpers could be started, n shrinks accordingly, so fn must cut its
+ * shares from the n it is given.  One caller at a time; fn must not call
+ * tc_run_parallel.
  */
 void		tc_run_parallel(int nthreads, TcTaskFn fn, void *arg);
 
@@ -63,6 +69,9 @@ void		tc_sgemm_threads(int threads, bool transA, bool transB, int M,
 							 int N, int K, float alpha, const float *A,
 							 int lda, const float *B, int ldb, float beta,
 							 float *C, int ldc);
+
+/* y (n) += x (n).  Fast path when enabled. */
+void		tc_vec_add(float *y, const float *x, size_t n);
 
 /* ---- activations ---- */
 

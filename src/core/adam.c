@@ -16,6 +16,7 @@
  */
 #include <math.h>
 
+#include "textclf/kernels.h"
 #include "textclf/model.h"
 
 /* p (n) -= Adam step for gradient g (n), moments mom (n) and vel (n), step t >= 1. */
@@ -42,14 +43,43 @@ tc_adam_update(float *p, const float *g, float *mom, float *vel, size_t n,
 	}
 }
 
-/* One Adam step over every parameter of m (grads must be filled). */
+/* One thread's share of an Adam step over the whole parameter block. */
+typedef struct AdamTask
+{
+	TcModel    *m;
+	const TcAdam *adam;
+} AdamTask;
+
+/* Adam over slice tid of n of the parameter block (element-wise: same bits at any n). */
+static void
+tc_adam_task(void *arg, int tid, int n)
+{
+	AdamTask   *a = arg;
+	TcModel    *m = a->m;
+	size_t		lo = (m->num_params / (size_t) n) * (size_t) tid;
+	size_t		hi = (tid == n - 1) ? m->num_params :
+		(m->num_params / (size_t) n) * (size_t) (tid + 1);
+
+	tc_adam_update(m->params_memory + lo, m->grads_memory + lo,
+				   m->m_memory + lo, m->v_memory + lo, hi - lo, m->adam_t,
+				   a->adam);
+}
+
+/*
+ * One Adam step over every parameter of m (grads must be filled), split
+ * across the core's threads (kernels.h) when there are several.
+ */
 void
 tc_adam_step(TcModel *m, const TcAdam *adam)
 {
+	AdamTask	task;
+
 	if (m->grads_memory == NULL)
 		return;
 	m->adam_t++;
 	tc_model_drop_infer(m);		/* the parameters change: tables go stale */
-	tc_adam_update(m->params_memory, m->grads_memory, m->m_memory,
-				   m->v_memory, m->num_params, m->adam_t, adam);
+	task.m = m;
+	task.adam = adam;
+	tc_run_parallel(tc_kernels_use_fast() ? tc_kernels_threads() : 1,
+					tc_adam_task, &task);
 }

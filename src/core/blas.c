@@ -14,11 +14,72 @@
  * never sees a leading dimension below one, which would make its xerbla
  * print to stderr.
  *
+ * Loading: built with TC_BLAS_DLOPEN (the server build), OpenBLAS is not
+ * linked but opened with dlopen on first use, in the calling process.  A
+ * library that is preloaded into the postmaster (shared_preload_libraries)
+ * must not start threads there: Debian's pthread OpenBLAS starts its thread
+ * pool when it is loaded, the postmaster would then fork backends from a
+ * multi-threaded process, and signals meant for the postmaster could land
+ * on a BLAS thread.  Opening it lazily keeps OpenBLAS out of the postmaster
+ * altogether; OPENBLAS_NUM_THREADS=1 is set (unless already set) before the
+ * first open so that no pool is started until threads are asked for.  If
+ * the library cannot be opened, tc_sgemm falls back to the plain loops.
+ *
  * Memory: none allocated.
  */
+#include <stdlib.h>
 #include <cblas.h>
+#ifdef TC_BLAS_DLOPEN
+#include <dlfcn.h>
+#endif
 
 #include "textclf/kernels.h"
+
+#ifdef TC_BLAS_DLOPEN
+typedef void (*TcSgemmFn) (const enum CBLAS_ORDER, const enum CBLAS_TRANSPOSE,
+						   const enum CBLAS_TRANSPOSE, const blasint,
+						   const blasint, const blasint, const float,
+						   const float *, const blasint, const float *,
+						   const blasint, const float, float *,
+						   const blasint);
+typedef void (*TcSetThreadsFn) (int);
+
+static int	tc_blas_state = 0;	/* 0 not tried, 1 loaded, -1 failed */
+static TcSgemmFn tc_blas_sgemm = NULL;
+static TcSetThreadsFn tc_blas_set_num_threads = NULL;
+
+/* Open OpenBLAS on first use; false when it is not available. */
+static bool
+tc_blas_load(void)
+{
+	void	   *h;
+
+	if (tc_blas_state != 0)
+		return tc_blas_state > 0;
+	tc_blas_state = -1;
+	setenv("OPENBLAS_NUM_THREADS", "1", 0);
+	h = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
+	if (h == NULL)
+		h = dlopen("libopenblas.so", RTLD_NOW | RTLD_LOCAL);
+	if (h == NULL)
+		return false;
+	tc_blas_sgemm = (TcSgemmFn) dlsym(h, "cblas_sgemm");
+	tc_blas_set_num_threads = (TcSetThreadsFn) dlsym(h, "openblas_set_num_threads");
+	if (tc_blas_sgemm == NULL || tc_blas_set_num_threads == NULL)
+		return false;
+	tc_blas_state = 1;
+	return true;
+}
+#define cblas_sgemm tc_blas_sgemm
+#define openblas_set_num_threads tc_blas_set_num_threads
+#else
+/* Linked directly (tests, the CSV harness): always available. */
+static inline bool
+tc_blas_load(void)
+{
+	return true;
+}
+#endif
 
 /* When true, tc_sgemm runs the plain loops (tests only). */
 static bool tc_blas_naive = false;
@@ -83,7 +144,7 @@ tc_sgemm(bool transA, bool transB, int M, int N, int K,
 		tc_scale_c(M, N, beta, C, ldc);
 		return;
 	}
-	if (tc_blas_naive)
+	if (tc_blas_naive || !tc_blas_load())
 	{
 		tc_sgemm_naive(transA, transB, M, N, K, alpha, A, lda, B, ldb,
 					   beta, C, ldc);
@@ -115,7 +176,8 @@ tc_blas_set_threads(int n)
 	 * pool threads busy-wait after each call and would steal the cores
 	 * from the recurrence.
 	 */
-	openblas_set_num_threads((n < 1 || tc_kernels_use_fast()) ? 1 : n);
+	if (tc_blas_load())
+		openblas_set_num_threads((n < 1 || tc_kernels_use_fast()) ? 1 : n);
 	tc_kernels_set_threads(n);
 }
 

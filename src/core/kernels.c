@@ -28,8 +28,9 @@
  * Not here: the GEMMs over whole batches (blas.c), the batch bookkeeping
  * (lstm.c, model.c).  The reference path stays in lstm.c and model.c.
  *
- * Memory: none allocated here (threads get their stacks from pthreads,
- * outside any allocator); panels are caller-owned.
+ * Memory: nothing from the caller's allocator; panels are caller-owned.
+ * The helper threads of tc_run_parallel (a persistent pool, started on
+ * first use) get their stacks from pthreads and live until process exit.
  */
 #include <math.h>
 #include <pthread.h>
@@ -103,39 +104,105 @@ tc_kernels_threads(void)
  * ---------------------------------------------------------------------
  */
 
-typedef struct TcTask
+/*
+ * A small persistent pool: helper threads are started on first use (with
+ * every signal blocked, so that signal handlers, e.g. the server's, only
+ * ever run on the calling thread) and then wait on a condition variable
+ * for the next job; they live until the process exits.  Keeping them
+ * avoids creating threads (and OpenBLAS's per-thread buffers) four times
+ * per batch.  One caller at a time: the core runs jobs only from the
+ * thread that owns the model, and tasks never start jobs themselves.
+ */
+static struct
 {
+	pthread_mutex_t mu;
+	pthread_cond_t go;			/* a new job (gen changed) */
+	pthread_cond_t done;		/* pending reached zero */
+	int			alive;			/* helpers 1 .. alive are running */
+	bool		failed;			/* a helper could not be started */
+	long		gen;			/* job number */
 	TcTaskFn	fn;
 	void	   *arg;
-	int			tid;
-	int			n;
-} TcTask;
+	int			n;				/* threads of the current job */
+	int			pending;		/* helpers still running it */
+	pthread_t	th[TC_MAX_THREADS];
+}			tc_pool = {.mu = PTHREAD_MUTEX_INITIALIZER,
+	.go = PTHREAD_COND_INITIALIZER,
+.done = PTHREAD_COND_INITIALIZER};
 
-/* pthread entry: run one share. */
+/* Helper thread tid (intptr) of the pool: run the shares of tid. */
 static void *
-tc_task_main(void *p)
+tc_pool_main(void *p)
 {
-	TcTask	   *t = p;
+	int			tid = (int) (intptr_t) p;
+	long		seen = 0;
 
-	t->fn(t->arg, t->tid, t->n);
+	pthread_mutex_lock(&tc_pool.mu);
+	for (;;)
+	{
+		TcTaskFn	fn;
+		void	   *arg;
+		int			n;
+
+		while (tc_pool.gen == seen)
+			pthread_cond_wait(&tc_pool.go, &tc_pool.mu);
+		seen = tc_pool.gen;
+		if (tid >= tc_pool.n)
+			continue;
+		fn = tc_pool.fn;
+		arg = tc_pool.arg;
+		n = tc_pool.n;
+		pthread_mutex_unlock(&tc_pool.mu);
+		fn(arg, tid, n);
+		pthread_mutex_lock(&tc_pool.mu);
+		if (--tc_pool.pending == 0)
+			pthread_cond_signal(&tc_pool.done);
+	}
 	return NULL;
 }
 
-/*
- * Run fn on n threads (the caller is thread 0).  The helpers are started
- * with every signal blocked, so that signal handlers (the server's) only
- * ever run on the calling thread, and are joined before returning.
- */
-void
-tc_run_parallel(int nthreads, TcTaskFn fn, void *arg)
+/* Start helpers up to want - 1 (called with the pool lock held). */
+static void
+tc_pool_grow(int want)
 {
-	pthread_t	th[TC_MAX_THREADS];
-	TcTask		task[TC_MAX_THREADS];
-	bool		started[TC_MAX_THREADS];
 	sigset_t	all;
 	sigset_t	old;
 	pthread_attr_t attr;
 	bool		have_attr;
+
+	if (tc_pool.failed || tc_pool.alive >= want - 1)
+		return;
+	have_attr = pthread_attr_init(&attr) == 0;
+	if (have_attr)
+		pthread_attr_setstacksize(&attr, 256 * 1024);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	while (tc_pool.alive < want - 1)
+	{
+		int			tid = tc_pool.alive + 1;
+
+		if (pthread_create(&tc_pool.th[tid], have_attr ? &attr : NULL,
+						   tc_pool_main, (void *) (intptr_t) tid) != 0)
+		{
+			tc_pool.failed = true;
+			break;
+		}
+		tc_pool.alive = tid;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (have_attr)
+		pthread_attr_destroy(&attr);
+}
+
+/*
+ * Run fn on n threads: the caller is thread 0, pool helpers 1 .. n-1;
+ * shares of helpers that could not be started run on the caller.  Returns
+ * when every share is done.
+ */
+void
+tc_run_parallel(int nthreads, TcTaskFn fn, void *arg)
+{
+	int			helpers;
 
 	if (nthreads > TC_MAX_THREADS)
 		nthreads = TC_MAX_THREADS;
@@ -144,31 +211,24 @@ tc_run_parallel(int nthreads, TcTaskFn fn, void *arg)
 		fn(arg, 0, 1);
 		return;
 	}
-	have_attr = pthread_attr_init(&attr) == 0;
-	if (have_attr)
-		pthread_attr_setstacksize(&attr, 256 * 1024);
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	for (int i = 1; i < nthreads; i++)
-	{
-		task[i].fn = fn;
-		task[i].arg = arg;
-		task[i].tid = i;
-		task[i].n = nthreads;
-		started[i] = pthread_create(&th[i], have_attr ? &attr : NULL,
-									tc_task_main, &task[i]) == 0;
-	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (have_attr)
-		pthread_attr_destroy(&attr);
-	fn(arg, 0, nthreads);
-	for (int i = 1; i < nthreads; i++)
-	{
-		if (started[i])
-			pthread_join(th[i], NULL);
-		else
-			fn(arg, i, nthreads);
-	}
+	pthread_mutex_lock(&tc_pool.mu);
+	tc_pool_grow(nthreads);
+	helpers = tc_pool.alive < nthreads - 1 ? tc_pool.alive : nthreads - 1;
+	tc_pool.fn = fn;
+	tc_pool.arg = arg;
+	tc_pool.n = helpers + 1;
+	tc_pool.pending = helpers;
+	tc_pool.gen++;
+	pthread_cond_broadcast(&tc_pool.go);
+	pthread_mutex_unlock(&tc_pool.mu);
+
+	/* with fewer helpers than asked, the shares are re-cut for helpers + 1 */
+	fn(arg, 0, helpers + 1);
+
+	pthread_mutex_lock(&tc_pool.mu);
+	while (tc_pool.pending > 0)
+		pthread_cond_wait(&tc_pool.done, &tc_pool.mu);
+	pthread_mutex_unlock(&tc_pool.mu);
 }
 
 /* ---------------------------------------------------------------------
@@ -368,6 +428,19 @@ v_tanh(__m256 x)
 	t = _mm256_blendv_ps(t, _mm256_set1_ps(1.0f),
 						 _mm256_cmp_ps(a, _mm256_set1_ps(9.1f), _CMP_GT_OQ));
 	return _mm256_or_ps(t, _mm256_and_ps(x, sign));
+}
+
+/* y (n) += x (n), AVX2 */
+static TC_AVX2 void
+tc_vec_add_avx2(float *y, const float *x, size_t n)
+{
+	size_t		i = 0;
+
+	for (; i + 8 <= n; i += 8)
+		_mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i),
+											  _mm256_loadu_ps(x + i)));
+	for (; i < n; i++)
+		y[i] += x[i];
 }
 
 /* y (n) = sigmoid(x (n)), AVX2 */
@@ -785,6 +858,21 @@ tc_lstm_infer_step_avx2(float *hout, float *c, const float *zin,
  * Dispatch
  * ---------------------------------------------------------------------
  */
+
+/* y (n) += x (n) */
+void
+tc_vec_add(float *y, const float *x, size_t n)
+{
+#if TC_HAVE_X86
+	if (tc_kernels_use_fast())
+	{
+		tc_vec_add_avx2(y, x, n);
+		return;
+	}
+#endif
+	for (size_t i = 0; i < n; i++)
+		y[i] += x[i];
+}
 
 /* y (n) = sigmoid(x (n)) */
 void

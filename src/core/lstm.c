@@ -452,12 +452,8 @@ lstm_param_task(void *arg, int tid, int n)
 					 a->dWh + g0, G);
 		}
 		for (int r = 0; r < N; r++)
-		{
-			const float *dz = a->dG + (size_t) r * G;
-
-			for (int j = g0; j < g1; j++)
-				a->db[j] += dz[j];
-		}
+			tc_vec_add(a->db + g0, a->dG + (size_t) r * G + g0,
+					   (size_t) (g1 - g0));
 	}
 	lstm_slice(N, tid, n, &r0, &r1);
 	if (a->dx != NULL && r1 > r0)
