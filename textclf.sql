@@ -103,10 +103,11 @@ CREATE TABLE textclf.deployments (
 	deployed_at		timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	deployed_by		name NOT NULL,
 	reason			text,
+	rolled_back		boolean NOT NULL DEFAULT false,
 	FOREIGN KEY (model_name, version) REFERENCES textclf.models ON DELETE CASCADE
 );
 CREATE INDEX deployments_model_idx ON textclf.deployments (model_name, id);
-COMMENT ON TABLE textclf.deployments IS 'deployment history; the newest row of a model names its deployed version';
+COMMENT ON TABLE textclf.deployments IS 'deployment history; the newest row of a model not rolled back names its deployed version';
 
 -- One row per training epoch.
 CREATE TABLE textclf.training_log (
@@ -166,6 +167,7 @@ CREATE VIEW textclf.versions AS
 	LEFT JOIN LATERAL (
 		SELECT dd.version FROM textclf.deployments dd
 		WHERE dd.model_name OPERATOR(pg_catalog.=) m.model_name
+		  AND NOT dd.rolled_back
 		ORDER BY dd.id DESC LIMIT 1) d ON true;
 COMMENT ON VIEW textclf.versions IS 'every model version, without its weights';
 GRANT SELECT ON textclf.versions, textclf.deployments, textclf.training_log TO PUBLIC;
@@ -183,7 +185,9 @@ CREATE TYPE textclf.training_result AS (
 	train_accuracy		float8,
 	validation_loss		float8,
 	validation_accuracy	float8,
-	seconds				float8
+	seconds				float8,
+	deployed			boolean,
+	deploy_reason		text
 );
 
 CREATE FUNCTION train_classifier(model_name text, relation regclass,
@@ -254,6 +258,21 @@ CREATE FUNCTION tokenize(model_name text, input text) RETURNS text[]
 COMMENT ON FUNCTION tokenize(text, text) IS
 	'the tokens of input that the model sees (in its vocabulary, last max_len kept)';
 
+/* ---- export and import ---- */
+
+CREATE FUNCTION export_model(model_name text, version integer DEFAULT NULL)
+	RETURNS jsonb
+	AS 'MODULE_PATHNAME', 'export_model'
+	LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION export_model(text, integer) IS
+	'a model version (default: the deployed one) as JSON: options, labels, vocabulary and every tensor, named and laid out as Keras does (docs/export-format.md); owner only';
+
+CREATE FUNCTION import_model(model_name text, model jsonb) RETURNS integer
+	AS 'MODULE_PATHNAME', 'import_model'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION import_model(text, jsonb) IS
+	'stores a model given in the export_model() JSON layout as the next version of model_name and deploys it; returns the version';
+
 /* ---- the registry's functions ---- */
 
 CREATE FUNCTION list_models()
@@ -275,6 +294,18 @@ CREATE FUNCTION list_models()
 	$$;
 COMMENT ON FUNCTION list_models() IS 'one row per model: deployed and latest version, labels, metrics of the deployed version';
 
+CREATE FUNCTION deploy(model_name text, version integer) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'deploy_version'
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION deploy(text, integer) IS
+	'deploys a version of a model (its owner only); predict() by name uses it from the next query';
+
+CREATE FUNCTION rollback(model_name text) RETURNS integer
+	AS 'MODULE_PATHNAME', 'rollback_model'
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION rollback(text) IS
+	'undoes the latest deployment of a model; returns the version deployed again';
+
 CREATE FUNCTION drop_model(model_name text) RETURNS integer
 	AS 'MODULE_PATHNAME', 'drop_model'
 	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
@@ -285,3 +316,269 @@ CREATE FUNCTION drop_model_version(model_name text, version integer) RETURNS boo
 	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 COMMENT ON FUNCTION drop_model_version(text, integer) IS
 	'drops one version of a model; if it was deployed, the previously deployed version is deployed again';
+
+/* ---- scheduled retraining (pg_cron) ---- */
+
+/*
+ * schedule_retraining() stores a pg_cron job named 'textclf:<model>' whose
+ * command calls textclf.run_scheduled_retraining(); pg_cron runs it as the
+ * role that scheduled it (cron.job.username), in this database.  pg_cron
+ * lives in one database only (cron.database_name): from any other database
+ * these functions raise an ERROR whose HINT is the cron.schedule_in_database()
+ * call to run there.  Everything is PL/pgSQL, SECURITY INVOKER: the caller
+ * needs USAGE on schema cron, and pg_cron's own rules apply.  The cron
+ * schema may not exist, so every reference to it is dynamic SQL.
+ */
+
+-- The SQL command of the retraining job: every value a quoted literal.
+CREATE FUNCTION textclf.retraining_command(model_name text, relation regclass,
+										   text_column name, label_column name,
+										   options jsonb DEFAULT '{}')
+	RETURNS text
+	LANGUAGE plpgsql STABLE PARALLEL SAFE
+	SET search_path = pg_catalog, pg_temp
+	AS $$
+DECLARE
+	v_rel		text;
+	v_temp		boolean;
+BEGIN
+	IF model_name IS NULL OR relation IS NULL OR text_column IS NULL
+		OR label_column IS NULL THEN
+		RAISE EXCEPTION 'model_name, relation, text_column and label_column must not be NULL'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	SELECT pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.'
+		   OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname),
+		   c.relpersistence OPERATOR(pg_catalog.=) 't'
+	  INTO v_rel, v_temp
+	  FROM pg_catalog.pg_class c
+	  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+	 WHERE c.oid OPERATOR(pg_catalog.=) relation;
+	IF v_rel IS NULL THEN
+		RAISE EXCEPTION 'relation with OID % does not exist', relation::oid
+			USING ERRCODE = 'undefined_table';
+	END IF;
+	IF v_temp THEN
+		RAISE EXCEPTION 'cannot schedule retraining on temporary table "%"',
+			(SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) relation)
+			USING ERRCODE = 'wrong_object_type',
+				  HINT = 'The job runs in its own session, which cannot see this session''s temporary tables.';
+	END IF;
+	RETURN pg_catalog.format(
+		'SELECT textclf.run_scheduled_retraining(%L, %L::pg_catalog.regclass, %L, %L, %L::pg_catalog.jsonb)',
+		model_name, v_rel, text_column, label_column,
+		COALESCE(options, '{}'::pg_catalog.jsonb));
+END
+$$;
+COMMENT ON FUNCTION textclf.retraining_command(text, regclass, name, name, jsonb) IS
+	'the SQL command a retraining job of schedule_retraining() runs';
+
+-- Raise the ERROR (with a HINT) when pg_cron cannot schedule jobs here;
+-- cron_call is the statement to run in cron.database_name instead.
+CREATE FUNCTION textclf.check_pg_cron(cron_call text)
+	RETURNS void
+	LANGUAGE plpgsql STABLE PARALLEL SAFE
+	SET search_path = pg_catalog, pg_temp
+	AS $$
+DECLARE
+	v_crondb	text;
+	v_known		boolean := true;
+	v_have_ext	boolean;
+	v_as_me		text := pg_catalog.format(' as role %s: %s',
+										  pg_catalog.quote_ident(current_user), cron_call);
+BEGIN
+	SELECT EXISTS (SELECT FROM pg_catalog.pg_extension e
+				   WHERE e.extname OPERATOR(pg_catalog.=) 'pg_cron')
+	  INTO v_have_ext;
+	-- only superusers and pg_read_all_settings may read cron.database_name
+	BEGIN
+		v_crondb := pg_catalog.current_setting('cron.database_name', true);
+	EXCEPTION WHEN insufficient_privilege THEN
+		v_known := false;
+	END;
+	IF v_known AND (v_crondb IS NULL OR v_crondb OPERATOR(pg_catalog.=) '') THEN
+		RAISE EXCEPTION 'pg_cron is not installed'
+			USING ERRCODE = 'feature_not_supported',
+				  DETAIL = 'Scheduled retraining runs as a pg_cron job; the pg_cron library is not loaded.',
+				  HINT = 'Install pg_cron (Debian: postgresql-15-cron), set shared_preload_libraries = ''pg_cron'' in postgresql.conf (cron.database_name names the database of the jobs, default postgres), restart the server and run CREATE EXTENSION pg_cron in that database.';
+	END IF;
+	IF v_known AND v_crondb OPERATOR(pg_catalog.<>) pg_catalog.current_database() THEN
+		RAISE EXCEPTION 'pg_cron schedules jobs from database "%", not from "%"',
+			v_crondb, pg_catalog.current_database()
+			USING ERRCODE = 'feature_not_supported',
+				  DETAIL = 'pg_cron''s job table lives only in the database named by cron.database_name.',
+				  HINT = 'Run this in database ' OPERATOR(pg_catalog.||)
+						 pg_catalog.quote_ident(v_crondb) OPERATOR(pg_catalog.||) v_as_me;
+	END IF;
+	IF NOT v_have_ext AND v_known THEN
+		RAISE EXCEPTION 'extension "pg_cron" is not installed in database "%"', v_crondb
+			USING ERRCODE = 'feature_not_supported',
+				  HINT = 'Run CREATE EXTENSION pg_cron as a superuser (pg_cron must be in shared_preload_libraries), then GRANT USAGE ON SCHEMA cron to the roles that schedule retraining.';
+	END IF;
+	IF NOT v_have_ext THEN
+		-- pg_cron is loaded (the setting exists) but not created here
+		RAISE EXCEPTION 'extension "pg_cron" is not installed in database "%"',
+			pg_catalog.current_database()
+			USING ERRCODE = 'feature_not_supported',
+				  DETAIL = 'pg_cron schedules jobs only from the database named by cron.database_name, which this role may not read.',
+				  HINT = 'If that is this database, a superuser runs CREATE EXTENSION pg_cron here. Otherwise run this in that database'
+						 OPERATOR(pg_catalog.||) v_as_me;
+	END IF;
+	IF NOT pg_catalog.has_schema_privilege('cron', 'USAGE') THEN
+		RAISE EXCEPTION 'permission denied for schema cron'
+			USING ERRCODE = 'insufficient_privilege',
+				  HINT = pg_catalog.format('A superuser can run: GRANT USAGE ON SCHEMA cron TO %I;', current_user);
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION textclf.check_pg_cron(text) IS
+	'raises an error with a hint when pg_cron cannot schedule jobs from this database';
+
+CREATE FUNCTION schedule_retraining(model_name text, cron_schedule text,
+									relation regclass, text_column name,
+									label_column name, options jsonb DEFAULT '{}')
+	RETURNS bigint
+	LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
+	SET search_path = pg_catalog, pg_temp
+	AS $$
+DECLARE
+	v_job		text := 'textclf:' OPERATOR(pg_catalog.||) model_name;
+	v_cmd		text;
+	v_other		text;
+	v_jobid		bigint;
+BEGIN
+	IF model_name IS NULL OR cron_schedule IS NULL THEN
+		RAISE EXCEPTION 'model_name and cron_schedule must not be NULL'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF model_name OPERATOR(pg_catalog.=) '' OR pg_catalog.strpos(model_name, '@') OPERATOR(pg_catalog.>) 0 THEN
+		RAISE EXCEPTION 'invalid model name "%"', model_name
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'A model name is not empty and has no "@".';
+	END IF;
+	IF pg_catalog.octet_length(v_job) OPERATOR(pg_catalog.>) 63 THEN
+		RAISE EXCEPTION 'model name "%" is too long to schedule', model_name
+			USING ERRCODE = 'name_too_long',
+				  DETAIL = 'The pg_cron job name "textclf:<model name>" must fit in 63 bytes.';
+	END IF;
+	IF NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a
+				   WHERE a.attrelid OPERATOR(pg_catalog.=) relation
+					 AND a.attname OPERATOR(pg_catalog.=) text_column
+					 AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped) THEN
+		RAISE EXCEPTION 'column "%" of relation % does not exist', text_column, relation
+			USING ERRCODE = 'undefined_column';
+	END IF;
+	IF NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a
+				   WHERE a.attrelid OPERATOR(pg_catalog.=) relation
+					 AND a.attname OPERATOR(pg_catalog.=) label_column
+					 AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped) THEN
+		RAISE EXCEPTION 'column "%" of relation % does not exist', label_column, relation
+			USING ERRCODE = 'undefined_column';
+	END IF;
+	v_cmd := textclf.retraining_command(model_name, relation, text_column,
+										label_column, options);
+	PERFORM textclf.check_pg_cron(pg_catalog.format(
+		'SELECT cron.schedule_in_database(%L, %L, %L, %L, %L); (pg_cron >= 1.4; by default only a superuser may call cron.schedule_in_database)',
+		v_job, cron_schedule, v_cmd, pg_catalog.current_database(), current_user));
+	-- a job of this name scheduled (by schedule_in_database) for another
+	-- database would be overwritten by cron.schedule: refuse
+	EXECUTE 'SELECT j.database FROM cron.job j
+			  WHERE j.jobname OPERATOR(pg_catalog.=) $1
+				AND j.username OPERATOR(pg_catalog.=) $2
+				AND j.database OPERATOR(pg_catalog.<>) pg_catalog.current_database()'
+		INTO v_other USING v_job, current_user::text;
+	IF v_other IS NOT NULL THEN
+		RAISE EXCEPTION 'pg_cron job "%" of role "%" already runs in database "%"',
+			v_job, current_user, v_other
+			USING ERRCODE = 'duplicate_object',
+				  HINT = pg_catalog.format('Remove it first: SELECT cron.unschedule(%L);', v_job);
+	END IF;
+	-- pg_cron replaces the job of the same name and role
+	EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO v_jobid
+		USING v_job, cron_schedule, v_cmd;
+	RETURN v_jobid;
+END
+$$;
+COMMENT ON FUNCTION schedule_retraining(text, text, regclass, name, name, jsonb) IS
+	'schedules train_classifier() as the pg_cron job ''textclf:<model_name>'', run as the calling role; returns the job id';
+
+CREATE FUNCTION unschedule_retraining(model_name text)
+	RETURNS boolean
+	LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY INVOKER
+	SET search_path = pg_catalog, pg_temp
+	AS $$
+DECLARE
+	v_job		text := 'textclf:' OPERATOR(pg_catalog.||) model_name;
+	v_jobid		bigint;
+	v_done		boolean;
+BEGIN
+	PERFORM textclf.check_pg_cron(pg_catalog.format('SELECT cron.unschedule(%L);', v_job));
+	EXECUTE 'SELECT j.jobid FROM cron.job j
+			  WHERE j.jobname OPERATOR(pg_catalog.=) $1
+				AND j.username OPERATOR(pg_catalog.=) $2
+				AND j.database OPERATOR(pg_catalog.=) pg_catalog.current_database()'
+		INTO v_jobid USING v_job, current_user::text;
+	IF v_jobid IS NULL THEN
+		RETURN false;
+	END IF;
+	EXECUTE 'SELECT cron.unschedule($1)' INTO STRICT v_done USING v_jobid;
+	RETURN v_done;
+END
+$$;
+COMMENT ON FUNCTION unschedule_retraining(text) IS
+	'removes the pg_cron job of schedule_retraining() for a model (of the calling role); false if there was none';
+
+-- What the job runs: train_classifier() unless a run of the same model
+-- holds the advisory lock, in which case it skips with a NOTICE (NULL).
+CREATE FUNCTION textclf.run_scheduled_retraining(model_name text, relation regclass,
+												 text_column name, label_column name,
+												 options jsonb DEFAULT '{}')
+	RETURNS textclf.training_result
+	LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
+	SET search_path = pg_catalog, pg_temp
+	AS $$
+DECLARE
+	v_result	textclf.training_result;
+BEGIN
+	IF NOT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('textclf.retrain'),
+												pg_catalog.hashtext(model_name)) THEN
+		RAISE NOTICE 'retraining of model "%" is already running; skipped', model_name;
+		RETURN NULL;
+	END IF;
+	SELECT * INTO v_result
+	  FROM @extschema@.train_classifier(model_name, relation, text_column, label_column,
+										COALESCE(options, '{}'::pg_catalog.jsonb));
+	RETURN v_result;
+END
+$$;
+COMMENT ON FUNCTION textclf.run_scheduled_retraining(text, regclass, name, name, jsonb) IS
+	'trains the next version of a model unless a scheduled run of it is already running (then a NOTICE and NULL)';
+
+/* ---- live training progress ---- */
+
+-- Backed by shared memory that exists only when textclf is in
+-- shared_preload_libraries; otherwise the function returns no rows.  Rows
+-- of other roles' trainings are shown only to members of those roles and of
+-- pg_read_all_stats (superusers see all).
+CREATE FUNCTION textclf.training_progress_rows(
+	OUT pid integer, OUT datid oid, OUT userid oid, OUT model_name text,
+	OUT phase text, OUT epoch integer, OUT epochs integer, OUT batch bigint,
+	OUT batches bigint, OUT rows_done bigint, OUT rows_total bigint,
+	OUT loss float8, OUT rows_per_sec float8, OUT started timestamptz,
+	OUT elapsed interval, OUT eta interval)
+	RETURNS SETOF record
+	AS 'MODULE_PATHNAME', 'training_progress_rows'
+	LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION textclf.training_progress_rows() IS
+	'one row per running train_classifier() the caller may see (needs shared_preload_libraries = ''textclf'')';
+
+CREATE VIEW textclf.training_progress AS
+	SELECT p.pid, d.datname AS database,
+		   pg_catalog.pg_get_userbyid(p.userid) AS username, p.model_name,
+		   p.phase, p.epoch, p.epochs, p.batch, p.batches, p.rows_done,
+		   p.rows_total, p.loss, p.rows_per_sec, p.elapsed, p.eta, p.started
+	FROM textclf.training_progress_rows() p
+	LEFT JOIN pg_catalog.pg_database d ON d.oid OPERATOR(pg_catalog.=) p.datid;
+COMMENT ON VIEW textclf.training_progress IS
+	'live progress of running trainings (needs shared_preload_libraries = ''textclf'')';
+GRANT SELECT ON textclf.training_progress TO PUBLIC;

@@ -524,10 +524,23 @@ def run_tfidf(train_rows, test_rows, chinese):
 # one data set
 # ---------------------------------------------------------------------------
 
+def installed_library_md5():
+    """md5 of the installed textclf.so (the code the cluster runs)."""
+    import hashlib
+    try:
+        libdir = subprocess.run(["pg_config", "--pkglibdir"], text=True,
+                                stdout=subprocess.PIPE, check=True).stdout.strip()
+        with open(os.path.join(libdir, "textclf.so"), "rb") as f:
+            return hashlib.md5(f.read()).hexdigest()
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
+
+
 def bench_dataset(pg, ds, args, seeds, torch, np):
     """Every measurement of one data set, as a dict."""
     ddir = datasets_dir()
-    res = {"dataset": ds, "seeds": seeds, "epochs": args.epochs, "runs": []}
+    res = {"dataset": ds, "seeds": seeds, "epochs": args.epochs, "runs": [],
+           "library_md5": [installed_library_md5()]}
     t0 = time.time()
     res["rows"] = load_dataset(pg, ds, ddir, args.max_train, args.max_test)
     log("%s: loaded %d train / %d test rows" % (ds, res["rows"]["train"],
@@ -594,6 +607,7 @@ def bench_dataset(pg, ds, args, seeds, torch, np):
     if ds == "imdb" and args.plot:
         res["val_curve"] = val_curve(pg, ds, args, seeds[0], torch, np, enc, labels)
     res["wall_seconds"] = time.time() - t0
+    res["library_md5"].append(installed_library_md5())
     return res
 
 
@@ -691,6 +705,14 @@ def render(results, args, seeds, partial):
     if partial:
         lines.append("")
         lines.append("**Partial run**: the data sets not listed had not finished.")
+    md5s = [m for ds in done for m in results[ds].get("library_md5", [])]
+    if len(set(md5s)) > 1:
+        lines.append("")
+        lines.append("**Warning**: the installed textclf.so changed during the run "
+                     "(md5 per data set, start/end: %s); the textclf figures "
+                     "mix builds." % "; ".join(
+                         "%s %s" % (ds, "/".join(m[:8] for m in results[ds]["library_md5"]))
+                         for ds in done if "library_md5" in results[ds]))
     lines.append("")
     lines.append("Test accuracy in percent, mean ± sample standard deviation over "
                  "%d seed%s (%s); textclf and PyTorch train for %d epochs with the "

@@ -8,7 +8,7 @@
 --
 SET extra_float_digits = 0;
 SET textclf.progress = off;
-\set opts '{"epochs": 5, "hidden_size": 8, "embedding_dim": 4, "vocab_size": 200, "max_len": 20, "seed": 1, "learning_rate": 0.05}'
+\set opts '{"epochs": 5, "hidden_size": 8, "embedding_dim": 4, "vocab_size": 200, "max_len": 20, "seed": 1, "learning_rate": 0.05, "deploy": "always"}'
 
 CREATE TABLE pr_docs AS
 SELECT i,
@@ -124,17 +124,17 @@ SELECT tokenize('pr', repeat('alpha beta gamma delta good nice bad awful red gre
 SELECT array_length(tokenize('pr', repeat('good ', 50)), 1) AS kept;
 -- with an OOV token, unknown words become [UNK]
 SELECT version FROM train_classifier('pr_oov', 'pr_docs', 'body', 'label',
-       '{"epochs": 1, "hidden_size": 8, "embedding_dim": 4, "vocab_size": 200,
+       '{"deploy": "always", "epochs": 1, "hidden_size": 8, "embedding_dim": 4, "vocab_size": 200,
          "max_len": 20, "seed": 1, "oov_token": true}');
 SELECT tokenize('pr_oov', 'Alpha zzz nice');
 -- a tokenizer keeping case
 SELECT version FROM train_classifier('pr_case', 'pr_docs', 'body', 'label',
-       '{"epochs": 1, "hidden_size": 8, "embedding_dim": 4, "vocab_size": 200,
+       '{"deploy": "always", "epochs": 1, "hidden_size": 8, "embedding_dim": 4, "vocab_size": 200,
          "max_len": 20, "seed": 1, "lowercase": false}');
 SELECT tokenize('pr_case', 'Alpha alpha GOOD good');
 -- character tokens
 SELECT version FROM train_classifier('pr_char', 'pr_docs', 'body', 'label',
-       '{"epochs": 1, "hidden_size": 8, "embedding_dim": 4, "vocab_size": 200,
+       '{"deploy": "always", "epochs": 1, "hidden_size": 8, "embedding_dim": 4, "vocab_size": 200,
          "max_len": 6, "seed": 1, "tokenizer": "char"}');
 SELECT tokenize('pr_char', 'Good!');
 SELECT tokenize('pr_char', 'awful red');
@@ -159,7 +159,7 @@ SELECT model_name, version, deployed FROM textclf.versions
 
 -- dropping a version that is not deployed leaves the deployment alone
 SELECT version FROM train_classifier('pr', 'pr_flipped', 'body', 'label',
-       '{"epochs": 5, "hidden_size": 8, "embedding_dim": 4, "vocab_size": 200,
+       '{"deploy": "always", "epochs": 5, "hidden_size": 8, "embedding_dim": 4, "vocab_size": 200,
          "max_len": 20, "seed": 3, "learning_rate": 0.05}');
 SELECT predict('pr', 'alpha good nice red') AS deployed_v3;
 SELECT drop_model_version('pr', 2);
@@ -199,7 +199,7 @@ SELECT model_name, deployed_version, latest_version, versions, labels
 -- version numbers are never reused: training 'pr' again after dropping it
 -- gives the next number, so an old 'pr@N' never names another model
 SELECT version FROM train_classifier('pr', 'pr_docs', 'body', 'label',
-  '{"epochs": 1, "hidden_size": 4, "embedding_dim": 4, "vocab_size": 50, "max_len": 10, "seed": 1, "threads": 1}');
+  '{"deploy": "always", "epochs": 1, "hidden_size": 4, "embedding_dim": 4, "vocab_size": 50, "max_len": 10, "seed": 1, "threads": 1}');
 SELECT drop_model('pr');
 
 -- clean up

@@ -9,7 +9,7 @@ SET extra_float_digits = 0;
 SET textclf.progress = off;
 \set VERBOSITY default
 \set SHOW_CONTEXT never
-\set opts '{"epochs": 5, "hidden_size": 8, "embedding_dim": 4, "vocab_size": 200, "max_len": 20, "seed": 1, "learning_rate": 0.05}'
+\set opts '{"epochs": 5, "hidden_size": 8, "embedding_dim": 4, "vocab_size": 200, "max_len": 20, "seed": 1, "learning_rate": 0.05, "deploy": "always"}'
 
 -- SQLSTATE: message of a statement, for use by any role
 CREATE FUNCTION pg_temp.err(q text) RETURNS text

@@ -10,7 +10,7 @@
 SET extra_float_digits = 0;
 SET textclf.progress = off;
 SET textclf.threads = 1;
-\set opts '{"epochs": 5, "hidden_size": 8, "embedding_dim": 4, "vocab_size": 200, "max_len": 20, "seed": 1, "learning_rate": 0.05}'
+\set opts '{"epochs": 5, "hidden_size": 8, "embedding_dim": 4, "vocab_size": 200, "max_len": 20, "seed": 1, "learning_rate": 0.05, "deploy": "always"}'
 
 -- two classes, told apart by two words each, plus noise words
 CREATE TABLE ts_docs AS
@@ -40,10 +40,10 @@ SELECT avg((predict('ts_text', body) = label)::int) > 0.9 AS accurate FROM ts_do
 
 -- retraining numbers the versions 1, 2, 3; the newest is deployed
 SELECT version FROM train_classifier('ts_text', 'ts_docs', 'body', 'label',
-       '{"epochs": 3, "hidden_size": 8, "embedding_dim": 4, "vocab_size": 200,
+       '{"deploy": "always", "epochs": 3, "hidden_size": 8, "embedding_dim": 4, "vocab_size": 200,
          "max_len": 20, "seed": 2, "learning_rate": 0.05, "batch_size": 16}');
 SELECT version FROM train_classifier('ts_text', 'ts_docs', 'body', 'label',
-       '{"epochs": 2, "hidden_size": 8, "embedding_dim": 4, "vocab_size": 200,
+       '{"deploy": "always", "epochs": 2, "hidden_size": 8, "embedding_dim": 4, "vocab_size": 200,
          "max_len": 20, "seed": 3, "learning_rate": 0.05, "validation_fraction": 0}');
 SELECT model_name, version, owner = current_user AS owner_is_me, source_relation,
        text_column, label_column, labels, deployed
@@ -89,7 +89,7 @@ SELECT l1.version, l5.loss < l1.loss AS loss_fell
 SELECT train_rows, validation_rows, validation_loss IS NULL AS no_val_loss,
        validation_accuracy IS NULL AS no_val_accuracy
   FROM train_classifier('ts_text', 'ts_docs', 'body', 'label',
-       '{"epochs": 1, "hidden_size": 8, "embedding_dim": 4, "vocab_size": 200,
+       '{"deploy": "always", "epochs": 1, "hidden_size": 8, "embedding_dim": 4, "vocab_size": 200,
          "max_len": 20, "seed": 1, "validation_fraction": 0}');
 
 -- boolean labels: false before true

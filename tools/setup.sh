@@ -16,8 +16,10 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 
+# python3-numpy (small): test/export/check_export.py, run by the test suite
 PKGS=(postgresql-15 postgresql-server-dev-15 libopenblas-dev libipc-run-perl
-	build-essential clang libclang-rt-14-dev perl)
+	build-essential clang libclang-rt-14-dev perl postgresql-15-cron
+	python3-numpy)
 PY_PKGS=(python3-torch python3-numpy python3-sklearn fasttext
 	python3-matplotlib)
 

@@ -71,6 +71,15 @@ typedef struct TcTrainOptions
 	int			threads;		/* BLAS threads */
 	long		debug_nan_batch;	/* testing hook: report a NaN loss at this
 									 * global batch number (0 = off) */
+
+	/*
+	 * Warm start: begin from this model's vocabulary and weights instead of
+	 * counting words and initialising.  Its architecture and tokenizer
+	 * settings replace those of the TcConfig passed to tc_train (the
+	 * threshold excepted), and the label set must be its labels, in its
+	 * order.  NULL for a fresh model.
+	 */
+	const TcModel *warm_start;
 } TcTrainOptions;
 
 typedef struct TcEpochStats
@@ -133,6 +142,14 @@ TcStatus	tc_train(const TcAllocator *a, const TcConfig *cfg,
 					 TcRowSource *src, TcSpill *spill,
 					 const TcTrainCallbacks *cb,
 					 TcModel **out, TcTrainResult *result, TcError *err);
+
+/*
+ * Is the row at this ordinal (0-based, counting every row the source hands
+ * out, NULLs included) a validation row for seed and fraction?  The trainer
+ * uses exactly this rule, so callers can find the validation rows again.
+ */
+bool		tc_is_validation_row(uint64_t seed, uint64_t ordinal,
+								 double fraction);
 
 /* A spill store kept in memory (tests, the CSV harness). */
 typedef struct TcMemSpill TcMemSpill;

@@ -296,8 +296,8 @@ labels_sort(LabelSet *ls)
 }
 
 /* Is row ordinal i (0-based) a validation row for this seed? */
-static bool
-is_validation_row(uint64_t seed, uint64_t i, double fraction)
+bool
+tc_is_validation_row(uint64_t seed, uint64_t i, double fraction)
 {
 	uint64_t	h;
 
@@ -333,7 +333,7 @@ pass_count(Trainer *tr, bool collect_labels)
 			if (collect_labels &&
 				(st = labels_add(tr, r->label, r->label_len)) != TC_OK)
 				return st;
-			if (!is_validation_row(tr->opts.seed, ordinal,
+			if (!tc_is_validation_row(tr->opts.seed, ordinal,
 								   tr->opts.validation_fraction) &&
 				(st = tc_vocab_count_text(tr->vocab, &tr->cfg.tok, r->text,
 										  r->text_len, tr->err)) != TC_OK)
@@ -394,7 +394,7 @@ pass_spill(Trainer *tr)
 									   sizeof(int32_t) * head[1], &dummy,
 									   tr->err)) != TC_OK)
 				return st;
-			val = is_validation_row(tr->opts.seed, ordinal,
+			val = tc_is_validation_row(tr->opts.seed, ordinal,
 									tr->opts.validation_fraction);
 			if ((st = offsets_push(tr, val ? &tr->val : &tr->train, off)) != TC_OK)
 				return st;
@@ -743,6 +743,31 @@ trainer_cleanup(Trainer *tr)
 		tc_vocab_free(tr->vocab);
 }
 
+/* A copy of a finalized vocabulary (for a warm start). */
+static TcVocab *
+copy_vocab(const TcAllocator *a, const TcModel *from, TcError *err)
+{
+	int32_t		first = from->cfg.use_oov ? 2 : 1;
+	int32_t		limit = tc_vocab_id_limit(from->vocab);
+	size_t		n = limit > first ? (size_t) (limit - first) : 0;
+	const char **words = tc_alloc_array(a, n ? n : 1, sizeof(char *));
+	size_t	   *lens = tc_alloc_array(a, n ? n : 1, sizeof(size_t));
+	TcVocab    *v = NULL;
+
+	if (words && lens)
+	{
+		for (size_t i = 0; i < n; i++)
+			words[i] = tc_vocab_word(from->vocab, first + (int32_t) i, &lens[i]);
+		v = tc_vocab_from_words(a, (const char *const *) words, lens, n,
+								from->cfg.vocab_size, from->cfg.use_oov, err);
+	}
+	else
+		tc_error(err, TC_ERR_NOMEM, "out of memory");
+	tc_free(a, words);
+	tc_free(a, lens);
+	return v;
+}
+
 /* Allocate the per-batch buffers. */
 static TcStatus
 alloc_buffers(Trainer *tr)
@@ -786,6 +811,17 @@ tc_train(const TcAllocator *a, const TcConfig *cfg,
 
 	if ((st = check_options(opts, err)) != TC_OK)
 		return st;
+	if (opts->warm_start)
+	{
+		const TcConfig *wc = &opts->warm_start->cfg;
+		float		threshold = tr.cfg.threshold;
+
+		if (labels == NULL || nlabels != wc->num_classes)
+			return tc_error(err, TC_ERR_INVALID_ARG,
+							"a warm start needs the label set of its model");
+		tr.cfg = *wc;
+		tr.cfg.threshold = threshold;
+	}
 	tr.cfg.num_classes = 2;		/* validated for real once labels are known */
 	if ((st = tc_config_validate(&tr.cfg, err)) != TC_OK)
 		return st;
@@ -805,7 +841,18 @@ tc_train(const TcAllocator *a, const TcConfig *cfg,
 		if ((st = labels_add(&tr, labels[i], strlen(labels[i]))) != TC_OK)
 			goto done;
 
-	if ((st = pass_count(&tr, labels == NULL)) != TC_OK)
+	if (opts->warm_start)
+	{
+		/* the vocabulary of the model we start from; no counting pass */
+		tc_vocab_free(tr.vocab);
+		tr.vocab = copy_vocab(a, opts->warm_start, err);
+		if (tr.vocab == NULL)
+		{
+			st = err->status;
+			goto done;
+		}
+	}
+	else if ((st = pass_count(&tr, labels == NULL)) != TC_OK)
 		goto done;
 	if (labels == NULL)
 		labels_sort(&tr.labels);
@@ -818,7 +865,8 @@ tc_train(const TcAllocator *a, const TcConfig *cfg,
 		goto done;
 	}
 	tr.cfg.num_classes = tr.labels.n;
-	if ((st = tc_vocab_finalize(tr.vocab, tr.cfg.vocab_size, tr.cfg.use_oov,
+	if (!opts->warm_start &&
+		(st = tc_vocab_finalize(tr.vocab, tr.cfg.vocab_size, tr.cfg.use_oov,
 								err)) != TC_OK)
 		goto done;
 	tr.class_counts = tc_alloc_array(a, tr.labels.n, sizeof(long));
@@ -849,6 +897,17 @@ tc_train(const TcAllocator *a, const TcConfig *cfg,
 	tr.model->vocab = tr.vocab;
 	tr.vocab = NULL;			/* the model owns it now */
 	tc_model_init(tr.model, opts->seed);
+	if (opts->warm_start)
+	{
+		if (opts->warm_start->num_params != tr.model->num_params)
+		{
+			st = tc_error(err, TC_ERR_INVALID_ARG,
+						  "the warm-start model's shape does not match");
+			goto done;
+		}
+		memcpy(tr.model->params_memory, opts->warm_start->params_memory,
+			   tr.model->num_params * sizeof(float));
+	}
 	if ((st = tc_model_train_prepare(tr.model, opts->batch_size,
 									 tr.cfg.max_len, err)) != TC_OK)
 		goto done;

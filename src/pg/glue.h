@@ -67,4 +67,24 @@ extern void TcRegistryEnd(const TcRegistryUser *save);
 /* registry.c: raise unless the current user may manage a model's versions. */
 extern void TcCheckModelOwner(text *model_name);
 
+/* progress.c: live training progress in shared memory (when preloaded) */
+typedef enum TcPhase
+{
+	TC_PHASE_READING,
+	TC_PHASE_TOKENIZING,
+	TC_PHASE_TRAINING,
+	TC_PHASE_VALIDATING,
+	TC_PHASE_STORING
+} TcPhase;
+struct TcBatchStats;
+struct TcEpochStats;
+extern void TcProgressInit(void);
+extern void TcProgressBegin(MemoryContext cxt, const char *model_name,
+							int epochs, int batch_size);
+extern void TcProgressRows(long rows);
+extern void TcProgressBatch(const struct TcBatchStats *b);
+extern void TcProgressEpoch(const struct TcEpochStats *e);
+extern void TcProgressPhase(TcPhase phase);
+extern void TcProgressEnd(void);
+
 #endif							/* TEXTCLF_GLUE_H */

@@ -124,6 +124,7 @@ ResolveModel(text *arg, uint64 *content_id)
 								"CASE WHEN $2 OPERATOR(pg_catalog.>) 0 THEN $2 "
 								"ELSE (SELECT d.version FROM textclf.deployments d "
 								"      WHERE d.model_name OPERATOR(pg_catalog.=) $1 "
+								"      AND NOT d.rolled_back "
 								"      ORDER BY d.id DESC LIMIT 1) END",
 								2, argtypes, values, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)

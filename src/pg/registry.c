@@ -243,3 +243,126 @@ drop_model_version(PG_FUNCTION_ARGS)
 	SPI_finish();
 	PG_RETURN_BOOL(true);
 }
+
+PG_FUNCTION_INFO_V1(deploy_version);
+PG_FUNCTION_INFO_V1(rollback_model);
+
+/* Lock a model's deployment history against concurrent deploys and rollbacks. */
+static void
+LockDeployments(text *model_name)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {PointerGetDatum(model_name)};
+
+	if (SPI_execute_with_args("SELECT pg_catalog.pg_advisory_xact_lock("
+							  "pg_catalog.hashtext('textclf.deployments'), "
+							  "pg_catalog.hashtext($1))",
+							  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not lock the deployments of a model");
+}
+
+/*
+ * deploy(model_name text, version integer) RETURNS boolean: make version the
+ * deployed one (owner only).  Transactional: a rollback of the caller's
+ * transaction leaves the previous deployment in place.
+ */
+Datum
+deploy_version(PG_FUNCTION_ARGS)
+{
+	text	   *name = PG_GETARG_TEXT_PP(0);
+	int32		version = PG_GETARG_INT32(1);
+	Oid			types[3] = {TEXTOID, INT4OID, TEXTOID};
+	Datum		values[3];
+	TcRegistryUser save;
+	int			ret;
+
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot deploy a model during recovery")));
+	SPI_connect();
+	if (version <= 0 || !CheckModelOwner(name, version))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("version %d of model \"%s\" does not exist",
+						version, text_to_cstring(name))));
+	values[0] = PointerGetDatum(name);
+	values[1] = Int32GetDatum(version);
+	values[2] = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));
+	TcRegistryBegin(&save);
+	LockDeployments(name);
+	ret = SPI_execute_with_args("INSERT INTO textclf.deployments (model_name, "
+								"version, deployed_by, reason) VALUES ($1, $2, "
+								"$3::pg_catalog.name, 'deploy()')",
+								3, types, values, NULL, false, 0);
+	TcRegistryEnd(&save);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "could not deploy the model");
+	SPI_finish();
+	PG_RETURN_BOOL(true);
+}
+
+/*
+ * rollback(model_name text) RETURNS integer: undo the latest deployment
+ * still in force (it stays in the history, marked rolled_back), so the one
+ * before it is deployed again; returns that version.  Repeated calls walk
+ * further back.
+ */
+Datum
+rollback_model(PG_FUNCTION_ARGS)
+{
+	text	   *name = PG_GETARG_TEXT_PP(0);
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {PointerGetDatum(name)};
+	TcRegistryUser save;
+	int			ret;
+	bool		isnull;
+	int32		version;
+
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot roll back a model during recovery")));
+	SPI_connect();
+	if (!CheckModelOwner(name, 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" does not exist", text_to_cstring(name))));
+	TcRegistryBegin(&save);
+	LockDeployments(name);
+	ret = SPI_execute_with_args("SELECT d.id FROM textclf.deployments d "
+								"WHERE d.model_name OPERATOR(pg_catalog.=) $1 "
+								"AND NOT d.rolled_back ORDER BY d.id DESC LIMIT 2",
+								1, types, values, NULL, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read the deployments");
+	if (SPI_processed < 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("model \"%s\" has no earlier deployment to roll back to",
+						text_to_cstring(name)),
+				 errhint("Deploy a version with deploy().")));
+	{
+		Oid			t[1] = {INT8OID};
+		Datum		v[1];
+
+		v[0] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+							 &isnull);
+		ret = SPI_execute_with_args("UPDATE textclf.deployments d SET rolled_back = true "
+									"WHERE d.id OPERATOR(pg_catalog.=) $1",
+									1, t, v, NULL, false, 0);
+		if (ret != SPI_OK_UPDATE)
+			elog(ERROR, "could not roll back the deployment");
+	}
+	ret = SPI_execute_with_args("SELECT d.version FROM textclf.deployments d "
+								"WHERE d.model_name OPERATOR(pg_catalog.=) $1 "
+								"AND NOT d.rolled_back ORDER BY d.id DESC LIMIT 1",
+								1, types, values, NULL, false, 0);
+	TcRegistryEnd(&save);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not read the deployments");
+	version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+										  SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	PG_RETURN_INT32(version);
+}

@@ -3,7 +3,8 @@
  *	  Entry point of the textclf extension: the module magic, _PG_init and
  *	  textclf_version().
  *
- * _PG_init only registers the textclf.* settings and reserves their prefix.
+ * _PG_init only registers the textclf.* settings and reserves their prefix
+ * (and, when preloaded, lets progress.c request its shared memory).
  * It deliberately does not touch OpenBLAS, start threads or allocate
  * anything lasting: when the library is preloaded, _PG_init runs in the
  * postmaster, and whatever it started would be inherited, broken, by every
@@ -21,6 +22,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
+#include "glue.h"
 #include "pg_textclf.h"
 
 PG_MODULE_MAGIC;
@@ -96,6 +98,9 @@ _PG_init(void)
 							NULL,
 							NULL,
 							NULL);
+
+	/* live training progress: shared memory, only when preloaded */
+	TcProgressInit();
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("textclf");

@@ -65,7 +65,20 @@ typedef struct TrainOptions
 	char	   *class_weight_json;	/* NULL, "balanced" or an object */
 	Jsonb	   *class_weight_obj;
 	bool		balanced;
+	int			deploy;			/* DEPLOY_IF_BETTER, _ALWAYS or _NEVER */
+	int			deploy_metric;	/* METRIC_ACCURACY or METRIC_LOG_LOSS */
+	bool		warm_start;
+	const char *arch_key;		/* an architecture option given, if any */
 } TrainOptions;
+
+#define DEPLOY_IF_BETTER	0
+#define DEPLOY_ALWAYS		1
+#define DEPLOY_NEVER		2
+#define METRIC_ACCURACY		0
+#define METRIC_LOG_LOSS		1
+
+static const char *const DeployNames[] = {"if_better", "always", "never"};
+static const char *const MetricNames[] = {"accuracy", "log_loss"};
 
 /* The SPI-cursor row source. */
 typedef struct SpiSource
@@ -99,8 +112,31 @@ static const char *const OptionNames[] = {
 	"epochs", "batch_size", "max_len", "vocab_size", "embedding_dim",
 	"hidden_size", "learning_rate", "validation_fraction", "seed", "threads",
 	"patience", "clip_norm", "tokenizer", "lowercase", "oov_token",
-	"threshold", "class_weight", "beta1", "beta2", "epsilon", NULL
+	"threshold", "class_weight", "beta1", "beta2", "epsilon", "deploy",
+	"deploy_metric", "warm_start", NULL
 };
+
+/* Options that fix the architecture or tokenizer (taken from a warm start). */
+static const char *const ArchOptionNames[] = {
+	"max_len", "vocab_size", "embedding_dim", "hidden_size", "tokenizer",
+	"lowercase", "oov_token", NULL
+};
+
+static void OptionTypeError(const char *key, const char *what) pg_attribute_noreturn();
+
+/* Index of a JSON string value among names, or -1. */
+static int
+JsonChoice(const char *key, JsonbValue *v, const char *const *names, int n,
+		   const char *what)
+{
+	if (v->type == jbvString)
+		for (int i = 0; i < n; i++)
+			if (strlen(names[i]) == (size_t) v->val.string.len &&
+				memcmp(names[i], v->val.string.val, v->val.string.len) == 0)
+				return i;
+	OptionTypeError(key, what);
+	return -1;
+}
 
 /* ERROR for an option of the wrong type. */
 static void
@@ -195,7 +231,10 @@ ParseOptions(Jsonb *jb, TrainOptions *o)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("unrecognized option \"%s\"", key),
-						 errhint("Valid options are epochs, batch_size, max_len, vocab_size, embedding_dim, hidden_size, learning_rate, validation_fraction, seed, threads, patience, clip_norm, tokenizer, lowercase, oov_token, threshold, class_weight, beta1, beta2 and epsilon.")));
+						 errhint("Valid options are epochs, batch_size, max_len, vocab_size, embedding_dim, hidden_size, learning_rate, validation_fraction, seed, threads, patience, clip_norm, tokenizer, lowercase, oov_token, threshold, class_weight, beta1, beta2, epsilon, deploy, deploy_metric and warm_start.")));
+			for (int i = 0; ArchOptionNames[i]; i++)
+				if (strcmp(key, ArchOptionNames[i]) == 0)
+					o->arch_key = ArchOptionNames[i];
 			continue;
 		}
 		if (tok != WJB_VALUE || key == NULL)
@@ -267,6 +306,14 @@ ParseOptions(Jsonb *jb, TrainOptions *o)
 		{
 			o->opts.adam.eps = (float) JsonRange(key, &v, 1e-12, 1);
 		}
+		else if (strcmp(key, "deploy") == 0)
+			o->deploy = JsonChoice(key, &v, DeployNames, 3,
+								   "\"if_better\", \"always\" or \"never\"");
+		else if (strcmp(key, "deploy_metric") == 0)
+			o->deploy_metric = JsonChoice(key, &v, MetricNames, 2,
+										  "\"accuracy\" or \"log_loss\"");
+		else if (strcmp(key, "warm_start") == 0)
+			o->warm_start = JsonBool(key, &v);
 		else if (strcmp(key, "class_weight") == 0)
 		{
 			if (v.type == jbvString && v.val.string.len == 8 &&
@@ -360,6 +407,10 @@ OptionsJson(const TrainOptions *o)
 					 o->cfg.tok.mode == TC_TOK_CHAR ? "char" : "word",
 					 o->cfg.tok.lowercase ? "true" : "false",
 					 o->cfg.use_oov ? "true" : "false", o->cfg.threshold);
+	appendStringInfo(&s, ", \"deploy\": \"%s\", \"deploy_metric\": \"%s\", "
+					 "\"warm_start\": %s", DeployNames[o->deploy],
+					 MetricNames[o->deploy_metric],
+					 o->warm_start ? "true" : "false");
 	if (o->balanced)
 		appendStringInfoString(&s, ", \"class_weight\": \"balanced\"");
 	else if (o->class_weight_obj)
@@ -621,6 +672,7 @@ static TcStatus
 OnBatch(void *arg, const TcBatchStats *s)
 {
 	CHECK_FOR_INTERRUPTS();
+	TcProgressBatch(s);
 	return TC_OK;
 }
 
@@ -628,6 +680,7 @@ static TcStatus
 OnRows(void *arg, long rows)
 {
 	CHECK_FOR_INTERRUPTS();
+	TcProgressRows(rows);
 	return TC_OK;
 }
 
@@ -644,6 +697,7 @@ OnEpoch(void *arg, const TcEpochStats *s)
 	TrainProgress *p = arg;
 
 	CHECK_FOR_INTERRUPTS();
+	TcProgressEpoch(s);
 	if (p->nepochs < p->maxepochs)
 		p->epochs[p->nepochs++] = *s;
 	if (textclf_progress)
@@ -687,7 +741,8 @@ static int32
 StoreVersion(const char *name, const char *qualrel, Name textcol,
 			 Name labelcol, const char *options_json, char **labels,
 			 int nlabels, const char *metrics_json, uint64 content_id,
-			 Classifier *value, const TrainProgress *prog)
+			 Classifier *value, const TrainProgress *prog, bool deploy,
+			 const char *reason)
 {
 	Oid			types[11] = {TEXTOID, TEXTOID, NAMEOID, NAMEOID, TEXTOID,
 	TEXTARRAYOID, TEXTOID, INT8OID, TcClassifierTypeOid(), INT4OID, TEXTOID};
@@ -772,19 +827,240 @@ StoreVersion(const char *name, const char *qualrel, Name textcol,
 	}
 
 	values[1] = Int32GetDatum(version);
+	if (deploy)
 	{
-		Oid			dt[3] = {TEXTOID, INT4OID, TEXTOID};
-		Datum		dv[3] = {values[0], values[1], values[10]};
+		Oid			dt[4] = {TEXTOID, INT4OID, TEXTOID, TEXTOID};
+		Datum		dv[4] = {values[0], values[1], values[10],
+		CStringGetTextDatum(reason)};
 
 		ret = SPI_execute_with_args("INSERT INTO textclf.deployments (model_name, "
 									"version, deployed_by, reason) VALUES ($1, $2, "
-									"$3::pg_catalog.name, 'trained')",
-									3, dt, dv, NULL, false, 0);
+									"$3::pg_catalog.name, $4)",
+									4, dt, dv, NULL, false, 0);
+		if (ret != SPI_OK_INSERT)
+			elog(ERROR, "could not deploy the model");
 	}
-	if (ret != SPI_OK_INSERT)
-		elog(ERROR, "could not deploy the model");
 	TcRegistryEnd(&save);
 	return version;
+}
+
+/* The deployed version of a model (0 when none), read as the registry owner. */
+static int32
+DeployedVersion(const char *name)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(name)};
+	TcRegistryUser save;
+	bool		isnull;
+	int			ret;
+	int32		v = 0;
+
+	TcRegistryBegin(&save);
+	ret = SPI_execute_with_args("SELECT d.version FROM textclf.deployments d "
+								"WHERE d.model_name OPERATOR(pg_catalog.=) $1 "
+								"AND NOT d.rolled_back ORDER BY d.id DESC LIMIT 1",
+								1, types, values, NULL, true, 1);
+	TcRegistryEnd(&save);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read the textclf registry");
+	if (SPI_processed == 1)
+		v = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+										SPI_tuptable->tupdesc, 1, &isnull));
+	return v;
+}
+
+/* One model's score on the validation rows. */
+typedef struct Score
+{
+	const TcModel *model;
+	int		   *label_map;		/* (training labels) -> model class, or -1 */
+	int32	   *ids;			/* (max_len) */
+	float	   *work;
+	float	   *probs;
+	long		correct;
+	double		log_loss;
+} Score;
+
+/* Prepare a Score for model, mapping the training labels to its classes. */
+static void
+ScoreInit(Score *sc, const TcModel *model, char **labels, int nlabels)
+{
+	memset(sc, 0, sizeof(*sc));
+	sc->model = model;
+	sc->label_map = palloc(sizeof(int) * nlabels);
+	for (int i = 0; i < nlabels; i++)
+	{
+		sc->label_map[i] = -1;
+		for (int k = 0; k < model->cfg.num_classes; k++)
+			if (strcmp(labels[i], model->labels[k]) == 0)
+				sc->label_map[i] = k;
+	}
+	sc->ids = palloc(sizeof(int32) * model->cfg.max_len);
+	sc->work = palloc(sizeof(float) * tc_model_infer_work_floats(model));
+	sc->probs = palloc(sizeof(float) * model->cfg.num_classes);
+}
+
+/* Score one validation row (truth: index into the training labels). */
+static void
+ScoreRow(Score *sc, const TcRow *r, int truth)
+{
+	int			n = tc_text_to_ids(sc->model->vocab, &sc->model->cfg.tok,
+								   r->text, r->text_len,
+								   sc->model->cfg.max_len, sc->ids);
+	int			k = sc->label_map[truth];
+	double		p;
+
+	tc_model_infer(sc->model, sc->ids, n, sc->probs, sc->work);
+	if (k >= 0 && tc_model_decide(sc->model, sc->probs,
+								  sc->model->cfg.threshold) == k)
+		sc->correct++;
+	p = k >= 0 ? sc->probs[k] : 0.0;
+	sc->log_loss += -log(p > 1e-15 ? p : 1e-15);
+}
+
+/*
+ * Score the new and the deployed model on the same validation rows (the
+ * trainer's rule, tc_is_validation_row, finds them again in the same
+ * snapshot).  Fills each Score; returns the number of rows.
+ */
+static long
+CompareOnValidation(TcRowSource *src, const TrainOptions *o, char **labels,
+					int nlabels, Score *fresh, Score *deployed)
+{
+	TcRow		rows[256];
+	uint64		ordinal = 0;
+	long		nrows = 0;
+	TcError		err;
+	int			n;
+
+	TcCheck(src->rewind(src->ctx, &err), &err);
+	for (;;)
+	{
+		TcCheck(src->next(src->ctx, rows, 256, &n, &err), &err);
+		if (n == 0)
+			break;
+		for (int i = 0; i < n; i++, ordinal++)
+		{
+			int			truth = -1;
+
+			if (rows[i].text == NULL || rows[i].label == NULL ||
+				!tc_is_validation_row(o->opts.seed, ordinal,
+									  o->opts.validation_fraction))
+				continue;
+			for (int k = 0; k < nlabels; k++)
+				if (strlen(labels[k]) == rows[i].label_len &&
+					memcmp(labels[k], rows[i].label, rows[i].label_len) == 0)
+					truth = k;
+			if (truth < 0)
+				continue;
+			ScoreRow(fresh, &rows[i], truth);
+			ScoreRow(deployed, &rows[i], truth);
+			nrows++;
+		}
+	}
+	return nrows;
+}
+
+/*
+ * Decide whether the new model is deployed, and why (the reason is stored
+ * with the deployment and returned to the caller).
+ */
+static bool
+DecideDeploy(const char *name, const TrainOptions *o, TcModel *model,
+			 TcRowSource *src, char **labels, int nlabels, char **reason)
+{
+	int32		current;
+	TcCachedModel *cm;
+	Score		fresh,
+				old;
+	long		n;
+	double		mf,
+				mo;
+	bool		better;
+	TcError		err;
+
+	if (o->deploy == DEPLOY_ALWAYS)
+	{
+		*reason = pstrdup("deploy is \"always\"");
+		return true;
+	}
+	if (o->deploy == DEPLOY_NEVER)
+	{
+		*reason = pstrdup("deploy is \"never\"");
+		return false;
+	}
+	current = DeployedVersion(name);
+	if (current == 0)
+	{
+		*reason = pstrdup("no version was deployed");
+		return true;
+	}
+	if (o->opts.validation_fraction <= 0)
+	{
+		*reason = psprintf("not deployed: no validation rows to compare with version %d",
+						   current);
+		return false;
+	}
+	cm = TcResolveModelName(cstring_to_text(psprintf("%s@%d", name, current)));
+	TcCheck(tc_model_prepare_infer(model, &err), &err);
+	ScoreInit(&fresh, model, labels, nlabels);
+	ScoreInit(&old, cm->model, labels, nlabels);
+	n = CompareOnValidation(src, o, labels, nlabels, &fresh, &old);
+	if (n == 0)
+	{
+		*reason = psprintf("not deployed: no validation rows to compare with version %d",
+						   current);
+		return false;
+	}
+	if (o->deploy_metric == METRIC_LOG_LOSS)
+	{
+		mf = fresh.log_loss / n;
+		mo = old.log_loss / n;
+		better = mf < mo;
+	}
+	else
+	{
+		mf = (double) fresh.correct / n;
+		mo = (double) old.correct / n;
+		better = mf > mo;
+	}
+	*reason = psprintf("%svalidation %s %.4f %s %.4f of version %d on %ld rows",
+					   better ? "" : "not deployed: ",
+					   MetricNames[o->deploy_metric], mf,
+					   better ? "beats" : "does not beat", mo, current, n);
+	return better;
+}
+
+/*
+ * Replace the training labels by those of the warm-start model (in its
+ * order), after checking that the data has no label the model lacks.
+ */
+static char **
+WarmStartLabels(const TcModel *m, char **labels, int nlabels, int *nout,
+				const char *name, MemoryContext keep)
+{
+	char	  **out;
+
+	for (int i = 0; i < nlabels; i++)
+	{
+		bool		found = false;
+
+		for (int k = 0; k < m->cfg.num_classes; k++)
+			if (strcmp(labels[i], m->labels[k]) == 0)
+				found = true;
+		if (!found)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("label \"%s\" is not a class of model \"%s\"",
+							labels[i], name),
+					 errdetail("A warm start keeps the deployed version's classes."),
+					 errhint("Train without \"warm_start\" to learn new classes.")));
+	}
+	out = MemoryContextAlloc(keep, sizeof(char *) * m->cfg.num_classes);
+	for (int k = 0; k < m->cfg.num_classes; k++)
+		out[k] = MemoryContextStrdup(keep, m->labels[k]);
+	*nout = m->cfg.num_classes;
+	return out;
 }
 
 /*
@@ -829,8 +1105,11 @@ train_classifier(PG_FUNCTION_ARGS)
 	char	   *options_json;
 	int32		version;
 	TupleDesc	tupdesc;
-	Datum		outv[11];
-	bool		outn[11];
+	Datum		outv[13];
+	bool		outn[13];
+	bool		deploy;
+	char	   *reason;
+	TcCachedModel *warm = NULL;
 	Datum	   *ldatums;
 	instr_time	start,
 				duration;
@@ -869,12 +1148,28 @@ train_classifier(PG_FUNCTION_ARGS)
 	traincxt = AllocSetContextCreate(callcxt, "textclf train",
 									 ALLOCSET_DEFAULT_SIZES);
 	tc_pg_allocator(&alloc, traincxt);
+	/* live progress slot, released when traincxt goes (progress.c) */
+	TcProgressBegin(traincxt, model_name, o.opts.epochs, o.opts.batch_size);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	/* fail before training, not only when storing (checked again there) */
 	TcCheckModelOwner(cstring_to_text(model_name));
 	labels = ReadLabels(qualrel, qtext, qlabel, &nlabels, traincxt);
+	if (o.warm_start)
+	{
+		if (o.arch_key)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"%s\" cannot be combined with \"warm_start\"",
+							o.arch_key),
+					 errdetail("A warm start keeps the architecture and tokenizer of the deployed version.")));
+		warm = TcResolveModelName(cstring_to_text(model_name));
+		labels = WarmStartLabels(warm->model, labels, nlabels, &nlabels,
+								 model_name, traincxt);
+		o.opts.warm_start = warm->model;
+		o.cfg = warm->model->cfg;
+	}
 	if (o.class_weight_obj)
 	{
 		class_w = ResolveClassWeights(o.class_weight_obj, labels, nlabels);
@@ -920,13 +1215,19 @@ train_classifier(PG_FUNCTION_ARGS)
 	cb.on_epoch = OnEpoch;
 	cb.on_rows = OnRows;
 
+	if (o.opts.warm_start)		/* no word-count pass: one pass over the rows */
+		TcProgressPhase(TC_PHASE_TOKENIZING);
 	st = tc_train(&alloc, &o.cfg, &o.opts, (const char *const *) labels,
 				  nlabels, &rsrc, &spill, &cb, &model, &res, &err);
-	if (src.portal)
-		SPI_cursor_close(src.portal);
 	BufFileClose(fspill.file);
 	if (st != TC_OK)
 		TcReportError(&err);
+	TcProgressPhase(TC_PHASE_STORING);
+	deploy = DecideDeploy(model_name, &o, model, &rsrc, labels, nlabels,
+						  &reason);
+	reason = MemoryContextStrdup(callcxt, reason);	/* outlives SPI_finish */
+	if (src.portal)
+		SPI_cursor_close(src.portal);
 	if (res.rows_skipped > 0)
 		ereport(NOTICE,
 				(errmsg("skipped %ld rows with a NULL text or label",
@@ -955,15 +1256,17 @@ train_classifier(PG_FUNCTION_ARGS)
 					   res.epochs_run, res.best_epoch,
 					   INSTR_TIME_GET_DOUBLE(duration), val_json);
 	version = StoreVersion(model_name, qualrel, textcol, labelcol, options_json,
-						   labels, nlabels, metrics, content_id, value, &prog);
+						   labels, nlabels, metrics, content_id, value, &prog,
+						   deploy, reason);
 	SPI_finish();
 
 	if (textclf_progress)
 		ereport(NOTICE,
-				(errmsg("model \"%s\" version %d trained on %ld rows (%ld for validation) in %.1f s: validation accuracy %s",
+				(errmsg("model \"%s\" version %d trained on %ld rows (%ld for validation) in %.1f s: validation accuracy %s; %s%s",
 						model_name, version, res.rows_train, res.rows_val,
 						INSTR_TIME_GET_DOUBLE(duration),
-						Metric(res.final.val_accuracy))));
+						Metric(res.final.val_accuracy),
+						deploy ? "deployed: " : "", reason)));
 
 	/* the result row, built in the caller's context */
 	MemoryContextSwitchTo(callcxt);
@@ -984,6 +1287,8 @@ train_classifier(PG_FUNCTION_ARGS)
 	outv[9] = Float8GetDatum(res.final.val_accuracy);
 	outv[10] = Float8GetDatum(INSTR_TIME_GET_DOUBLE(duration));
 	outn[8] = outn[9] = (res.rows_val == 0);
+	outv[11] = BoolGetDatum(deploy);
+	outv[12] = CStringGetTextDatum(reason);
 	MemoryContextDelete(traincxt);
 	tupdesc = BlessTupleDesc(tupdesc);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, outv, outn)));

@@ -211,6 +211,40 @@ main(void)
 		free_result(&res);
 	}
 
+	/* a warm start keeps the vocabulary and weights it starts from */
+	{
+		TcTrainOptions w = o;
+		TcModel    *mw = NULL;
+		TcTrainResult rw;
+		const char *const labs[2] = {"class_0", "class_1"};
+		TcConfig	cfg;
+		TcRowSource src = {&s, synth_rewind, synth_next};
+		TcMemSpill *ms = tc_mem_spill_create(&tc_test_alloc);
+		TcSpill		spill;
+
+		tc_config_default(&cfg);	/* replaced by the warm-start model's */
+		tc_mem_spill_bind(ms, &spill);
+		w.warm_start = m;
+		w.epochs = 1;
+		w.adam.lr = 1e-7f;
+		st = tc_train(&tc_test_alloc, &cfg, &w, labs, 2, &src, &spill, NULL,
+					  &mw, &rw, &err);
+		tc_mem_spill_free(ms);
+		tc_check(st == TC_OK && mw->cfg.hidden_size == m->cfg.hidden_size &&
+				 tc_vocab_size(mw->vocab) == tc_vocab_size(m->vocab) &&
+				 synth_accuracy(mw, &s) > 0.95,
+				 "warm start keeps vocabulary and weights (%s)", st ? err.msg : "ok");
+		if (st == TC_OK)
+		{
+			free_result(&rw);
+			tc_model_free(mw);
+		}
+		w.adam.lr = 1e-2f;
+		st = tc_train(&tc_test_alloc, &cfg, &w, NULL, 0, &src, &spill, NULL,
+					  &mw, &rw, &err);
+		tc_check(st == TC_ERR_INVALID_ARG, "warm start without its labels is refused");
+	}
+
 	st = train_synth(&s, &o, NULL, &m2, &res2, &err);
 	free_result(&res2);
 	b1 = blob(m, &n1);
