@@ -543,11 +543,17 @@ BEGIN
 	IF NOT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('textclf.retrain'),
 												pg_catalog.hashtext(model_name)) THEN
 		RAISE NOTICE 'retraining of model "%" is already running; skipped', model_name;
+		-- a pg_cron job's NOTICEs reach no client: say it in the server log
+		RAISE LOG 'textclf: scheduled retraining of model "%" skipped: already running', model_name;
 		RETURN NULL;
 	END IF;
 	SELECT * INTO v_result
 	  FROM @extschema@.train_classifier(model_name, relation, text_column, label_column,
 										COALESCE(options, '{}'::pg_catalog.jsonb));
+	RAISE LOG 'textclf: scheduled retraining of model "%" stored version % (%)',
+		model_name, v_result.version,
+		CASE WHEN v_result.deployed THEN 'deployed: ' ELSE '' END
+		OPERATOR(pg_catalog.||) COALESCE(v_result.deploy_reason, '');
 	RETURN v_result;
 END
 $$;

@@ -79,6 +79,11 @@ SELECT version, deployed FROM textclf.versions WHERE model_name = 'ex_copy' ORDE
 SELECT predict('ex_copy', 'bad awful') AS forced_pos,
        (predict_proba('ex_copy', 'bad awful'))[2] > 0.999 AS sure,
        predict('ex_copy@1', 'bad awful') AS v1;
+-- export follows the deployed version, also after a rollback
+SELECT export_model('ex_copy') -> 'version' AS deployed_v2;
+SELECT rollback('ex_copy') AS rolled_back_to;
+SELECT export_model('ex_copy') -> 'version' AS deployed_v1,
+       export_model('ex_copy', 2) -> 'weights' -> 'dense/bias' AS v2_bias;
 
 -- three classes with the out-of-vocabulary token: softmax dense (H,3), ids from 2
 SELECT version FROM train_classifier('ex_three', 'ex_docs', 'body', 'three',

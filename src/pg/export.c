@@ -266,6 +266,7 @@ ReadVersion(const char *name, int32 *version, const TcAllocator *a)
 								"CASE WHEN $2 OPERATOR(pg_catalog.>) 0 THEN $2 "
 								"ELSE (SELECT d.version FROM textclf.deployments d "
 								"      WHERE d.model_name OPERATOR(pg_catalog.=) $1 "
+								"      AND NOT d.rolled_back "
 								"      ORDER BY d.id DESC LIMIT 1) END",
 								2, types, values, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)

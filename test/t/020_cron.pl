@@ -170,6 +170,12 @@ is($node->safe_psql('postgres',
 	"SELECT count(*) FROM textclf.training_log WHERE model_name = 'm' AND version = 3"),
 	'2', 'its training log has 2 epochs');
 
+my $log = slurp_file($node->logfile);
+like($log, qr/LOG:\s+textclf: scheduled retraining of model "m" stored version 3 \((deployed: |not deployed: )/,
+	'the server log says what the job stored and whether it was deployed');
+like($log, qr/LOG:\s+textclf: scheduled retraining of model "m" skipped: already running/,
+	'... and the skipped run');
+
 # the job of database other (scheduled with the hint) ran at the same time
 ok(poll_sql($node, 'other', 'SELECT count(*) >= 1 FROM textclf.versions', 't', 60),
 	'the cron.schedule_in_database() job trained a version in database other');
