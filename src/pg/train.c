@@ -40,6 +40,7 @@
 #include "storage/buffile.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -717,6 +718,17 @@ JsonNum(double x)
 	return isfinite(x) ? psprintf("%.9g", x) : pstrdup("null");
 }
 
+/* A C string as a JSON string literal. */
+static char *
+JsonString(const char *str)
+{
+	StringInfoData s;
+
+	initStringInfo(&s);
+	escape_json(&s, str);
+	return s.data;
+}
+
 /* Check the model name: non-empty, not too long, no '@'. */
 static void
 CheckModelName(const char *name)
@@ -1141,6 +1153,8 @@ train_classifier(PG_FUNCTION_ARGS)
 		c.num_classes = 2;
 		st = tc_config_validate(&c, &err);
 		TcCheck(st, &err);
+		/* refuse an oversized model before reading any row */
+		TcCheckModelMemory(&c, o.opts.batch_size, "training");
 	}
 	TcCheckSource(relid, textcol, labelcol, &qualrel, &qtext, &qlabel);
 	INSTR_TIME_SET_CURRENT(start);
@@ -1169,6 +1183,13 @@ train_classifier(PG_FUNCTION_ARGS)
 								 model_name, traincxt);
 		o.opts.warm_start = warm->model;
 		o.cfg = warm->model->cfg;
+	}
+	{
+		/* again with the real label count (and a warm start's architecture) */
+		TcConfig	c = o.cfg;
+
+		c.num_classes = nlabels;
+		TcCheckModelMemory(&c, o.opts.batch_size, "training");
 	}
 	if (o.class_weight_obj)
 	{
@@ -1249,12 +1270,14 @@ train_classifier(PG_FUNCTION_ARGS)
 					   "\"validation_loss\": %s, \"validation_accuracy\": %s, "
 					   "\"train_rows\": %ld, \"validation_rows\": %ld, "
 					   "\"skipped_rows\": %ld, \"epochs_run\": %d, \"best_epoch\": %d, "
-					   "\"seconds\": %.3f, \"validation\": %s}",
+					   "\"seconds\": %.3f, \"validation\": %s, "
+					   "\"deployed\": %s, \"deploy_reason\": %s}",
 					   JsonNum(res.final.loss), JsonNum(res.final.accuracy),
 					   JsonNum(res.final.val_loss), JsonNum(res.final.val_accuracy),
 					   res.rows_train, res.rows_val, res.rows_skipped,
 					   res.epochs_run, res.best_epoch,
-					   INSTR_TIME_GET_DOUBLE(duration), val_json);
+					   INSTR_TIME_GET_DOUBLE(duration), val_json,
+					   deploy ? "true" : "false", JsonString(reason));
 	version = StoreVersion(model_name, qualrel, textcol, labelcol, options_json,
 						   labels, nlabels, metrics, content_id, value, &prog,
 						   deploy, reason);
