@@ -133,6 +133,18 @@ CREATE TABLE textclf.version_counters (
 );
 COMMENT ON TABLE textclf.version_counters IS 'last version number used per model name';
 
+-- Who besides the owner may use a model by name (predict, predict_proba,
+-- tokenize, evaluate): grant_model() and revoke_model() write it; grantee
+-- 0 (shown as '-') is PUBLIC.  Never the weights (docs/security.md).
+CREATE TABLE textclf.model_grants (
+	model_name		text NOT NULL,
+	grantee			regrole NOT NULL,
+	granted_by		name NOT NULL,
+	granted_at		timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	PRIMARY KEY (model_name, grantee)
+);
+COMMENT ON TABLE textclf.model_grants IS 'roles allowed to use a model by name besides its owner; grantee ''-'' (0) is PUBLIC';
+
 -- Versions are immutable.
 CREATE FUNCTION textclf.forbid_update() RETURNS trigger
 	LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS
@@ -151,11 +163,12 @@ SELECT pg_catalog.pg_extension_config_dump('textclf.deployments', '');
 SELECT pg_catalog.pg_extension_config_dump('textclf.deployments_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('textclf.training_log', '');
 SELECT pg_catalog.pg_extension_config_dump('textclf.version_counters', '');
+SELECT pg_catalog.pg_extension_config_dump('textclf.model_grants', '');
 
 -- The registry is written by the extension's functions only; everyone may
 -- read what describes a model, but not its weights (textclf.models.model).
 REVOKE ALL ON textclf.models, textclf.deployments, textclf.training_log,
-	textclf.version_counters FROM PUBLIC;
+	textclf.version_counters, textclf.model_grants FROM PUBLIC;
 GRANT USAGE ON SCHEMA textclf TO PUBLIC;
 
 CREATE VIEW textclf.versions AS
@@ -170,7 +183,8 @@ CREATE VIEW textclf.versions AS
 		  AND NOT dd.rolled_back
 		ORDER BY dd.id DESC LIMIT 1) d ON true;
 COMMENT ON VIEW textclf.versions IS 'every model version, without its weights';
-GRANT SELECT ON textclf.versions, textclf.deployments, textclf.training_log TO PUBLIC;
+GRANT SELECT ON textclf.versions, textclf.deployments, textclf.training_log,
+	textclf.model_grants TO PUBLIC;
 
 /* ---- training ---- */
 
@@ -316,6 +330,32 @@ CREATE FUNCTION drop_model_version(model_name text, version integer) RETURNS boo
 	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 COMMENT ON FUNCTION drop_model_version(text, integer) IS
 	'drops one version of a model; if it was deployed, the previously deployed version is deployed again';
+
+/* ---- who may use a model (docs/security.md) ---- */
+
+CREATE FUNCTION grant_model(model_name text, grantee text) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'grant_model'
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION grant_model(text, text) IS
+	'lets a role (or ''public'': every role) use a model by name in predict(), predict_proba(), tokenize() and evaluate(), without reading its weights; owner only; false if already granted';
+
+CREATE FUNCTION grant_model(model_name text, grantee regrole) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'grant_model_role'
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION grant_model(text, regrole) IS
+	'grant_model() for a regrole value';
+
+CREATE FUNCTION revoke_model(model_name text, grantee text) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'revoke_model'
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION revoke_model(text, text) IS
+	'withdraws a grant of grant_model() from the next query on; owner only; false if there was none';
+
+CREATE FUNCTION revoke_model(model_name text, grantee regrole) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'revoke_model_role'
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION revoke_model(text, regrole) IS
+	'revoke_model() for a regrole value';
 
 /* ---- scheduled retraining (pg_cron) ---- */
 

@@ -178,7 +178,7 @@ SELECT count(*) AS ex_bad_versions FROM textclf.versions WHERE model_name = 'ex_
 SELECT import_model('ex_bad', d) AS first_version FROM ex_doc;
 
 -- privileges: the weights are the owner's; a non-owner can neither export
--- nor add versions (42501), but may still predict
+-- nor add versions (42501), even when granted the use of the model
 CREATE ROLE regress_textclf_ex_alice;
 CREATE ROLE regress_textclf_ex_bob;
 GRANT SELECT ON ex_doc TO regress_textclf_ex_alice, regress_textclf_ex_bob;
@@ -186,6 +186,7 @@ SET ROLE regress_textclf_ex_alice;
 SELECT import_model('ex_alice', d) AS version FROM ex_doc;
 SELECT export_model('ex_alice') -> 'model_name' AS alice_exports;
 SELECT export_model('ex_model');
+SELECT grant_model('ex_alice', 'regress_textclf_ex_bob') AS granted;
 RESET ROLE;
 SET ROLE regress_textclf_ex_bob;
 SELECT export_model('ex_alice');

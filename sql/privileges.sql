@@ -86,8 +86,13 @@ SELECT pg_temp.err('DELETE FROM textclf.training_log');
 SELECT pg_temp.err($$CREATE TABLE textclf.mine (x int)$$);
 RESET ROLE;
 
--- another role may predict, but not drop the model or one of its versions
+-- another role may predict once the owner grants it (more in security.sql),
+-- but not drop the model or one of its versions
 GRANT SELECT ON priv_docs TO regress_textclf_bob;
+SET ROLE regress_textclf_bob;
+SELECT pg_temp.err($$SELECT predict('priv_alice', 'good nice')$$);
+SET ROLE regress_textclf_alice;
+SELECT grant_model('priv_alice', 'regress_textclf_bob');
 SET ROLE regress_textclf_bob;
 SELECT predict('priv_alice', 'good nice') AS bob_predicts;
 SELECT pg_temp.err($$SELECT drop_model('priv_alice')$$);

@@ -140,6 +140,17 @@ void		tc_model_free(TcModel *m);
  */
 void		tc_model_init(TcModel *m, uint64_t seed);
 
+/*
+ * Estimated peak bytes for a model of cfg (validated; num_classes 0 counts
+ * as 2): with batch = 0, holding it for inference (parameters, inference
+ * tables, a serialized copy); with batch > 0, training it with that batch
+ * size (adding gradients, two Adam moments, the best-weights copy and the
+ * activations for (batch, max_len)).  The vocabulary's words are not
+ * counted: they depend on the data.  Saturates at SIZE_MAX; allocates
+ * nothing, so the server can refuse a configuration before any allocation.
+ */
+size_t		tc_model_memory_estimate(const TcConfig *cfg, int batch);
+
 /* Allocate grads, Adam moments and activations for batches up to (maxB, maxT). */
 TcStatus	tc_model_train_prepare(TcModel *m, int maxB, int maxT,
 								   TcError *err);

@@ -441,6 +441,83 @@ tc_model_init(TcModel *m, uint64_t seed)
  */
 
 /*
+ * Bytes of the activation block for batches of up to (maxB, maxT): the
+ * layout tc_model_train_prepare carves up (saturates at SIZE_MAX).
+ */
+static size_t
+tc_acts_bytes(size_t E, size_t H, size_t K, int maxB, int maxT)
+{
+	size_t		G = 4 * H;
+	size_t		B = (size_t) maxB;
+	size_t		N = B * (size_t) maxT;
+	size_t		work;
+	size_t		nfloat;
+	size_t		nint;
+
+	work = tc_lstm_work_floats((int) N, maxB, (int) H);
+	work = tc_add_size(work, tc_lstm_packed_floats((int) H));
+	/* x, dx (N,E); gates (N,G); cs, hs (N,H); hlast, dhlast (B,H); 3 x (B,K); weights (B) */
+	nfloat = tc_mul_size(N, tc_add_size(2 * E, tc_add_size(G, 2 * H)));
+	nfloat = tc_add_size(nfloat, tc_mul_size(B, 2 * H + 3 * K + 1));
+	nfloat = tc_add_size(nfloat, work);
+	/* tokens (N); targets, lens, order (B); bs (T); off (T+1) */
+	nint = N + 3 * B + 2 * (size_t) maxT + 1;
+	return tc_add_size(tc_mul_size(nfloat, sizeof(float)),
+					   tc_mul_size(nint, sizeof(int32_t)));
+}
+
+/*
+ * Memory estimate of a model of cfg (see model.h): parameters, their
+ * serialized copies and the inference tables; with batch > 0 also the
+ * gradients, both Adam moments, the trainer's best-weights copy, the
+ * activations for (batch, max_len) and the trainer's batch buffers.
+ */
+size_t
+tc_model_memory_estimate(const TcConfig *cfg, int batch)
+{
+	TcConfig	c = *cfg;
+	size_t		sizes[TC_NUM_PARAMS];
+	size_t		nparams = 0;
+	size_t		pbytes;
+	size_t		total;
+	size_t		E = (size_t) cfg->embedding_dim;
+	size_t		H = (size_t) cfg->hidden_size;
+	size_t		K;
+	size_t		T = (size_t) cfg->max_len;
+	size_t		proj;
+
+	if (c.num_classes < 2)
+		c.num_classes = 2;		/* not known yet: the smallest head */
+	K = (size_t) tc_dense_units(c.num_classes);
+	tc_param_sizes(&c, sizes);
+	for (int i = 0; i < TC_NUM_PARAMS; i++)
+		nparams = tc_add_size(nparams, sizes[i]);
+	pbytes = tc_mul_size(nparams, sizeof(float));
+
+	/* parameters, the serialized blob and the classifier value made from it */
+	total = tc_mul_size(pbytes, 3);
+	/* inference tables: the panel and, when small, the folded projection */
+	total = tc_add_size(total, tc_mul_size(tc_lstm_infer_panel_floats((int) E, (int) H),
+										   sizeof(float)));
+	proj = tc_mul_size(tc_mul_size((size_t) c.vocab_size, 4 * H), sizeof(float));
+	if (proj <= TC_INFER_FOLD_MAX_BYTES)
+		total = tc_add_size(total, proj);
+	if (batch <= 0)
+		return total;
+
+	/* gradients, Adam's two moments, the early-stopping copy */
+	total = tc_add_size(total, tc_mul_size(pbytes, 4));
+	total = tc_add_size(total, tc_acts_bytes(E, H, K, batch, (int) T));
+	/* trainer: batch ids (B,T), per-row arrays (B), probs (B,K), ids (T) */
+	total = tc_add_size(total,
+						tc_mul_size(tc_add_size(tc_mul_size((size_t) batch, T),
+												tc_add_size(tc_mul_size((size_t) batch, 6 + K),
+															T)),
+									sizeof(float)));
+	return total;
+}
+
+/*
  * Allocate gradients and Adam moments (once, zeroed) and the activation
  * block for batches of up to maxB sequences of up to maxT tokens (again
  * only when larger than the current one).
@@ -455,9 +532,6 @@ tc_model_train_prepare(TcModel *m, int maxB, int maxT, TcError *err)
 	size_t		K = (size_t) m->K;
 	size_t		B;
 	size_t		N;
-	size_t		nfloat;
-	size_t		nint;
-	size_t		work;
 	float	   *f;
 	int		   *ip;
 	TcActs	   *ac = &m->acts;
@@ -503,16 +577,7 @@ tc_model_train_prepare(TcModel *m, int maxB, int maxT, TcError *err)
 
 	B = (size_t) maxB;
 	N = B * (size_t) maxT;
-	work = tc_lstm_work_floats((int) N, maxB, (int) H);
-	work = tc_add_size(work, tc_lstm_packed_floats((int) H));
-	/* x, dx (N,E); gates (N,G); cs, hs (N,H); hlast, dhlast (B,H); 3 x (B,K); weights (B) */
-	nfloat = tc_mul_size(N, tc_add_size(2 * E, tc_add_size(G, 2 * H)));
-	nfloat = tc_add_size(nfloat, tc_mul_size(B, 2 * H + 3 * K + 1));
-	nfloat = tc_add_size(nfloat, work);
-	/* tokens (N); targets, lens, order (B); bs (T); off (T+1) */
-	nint = N + 3 * B + 2 * (size_t) maxT + 1;
-	m->acts_memory = tc_alloc(a, tc_add_size(tc_mul_size(nfloat, sizeof(float)),
-											 tc_mul_size(nint, sizeof(int32_t))));
+	m->acts_memory = tc_alloc(a, tc_acts_bytes(E, H, K, maxB, maxT));
 	if (m->acts_memory == NULL)
 		return tc_error(err, TC_ERR_NOMEM,
 						"out of memory for a batch of %d sequences of %d tokens",

@@ -190,6 +190,8 @@ Evaluate(TcCachedModel *cm, Oid relid, Name textcol, Name labelcol)
 			int			truth;
 			int			n;
 
+			/* a row can take milliseconds (a long LSTM): check every row */
+			CHECK_FOR_INTERRUPTS();
 			if (tnull || lnull)
 			{
 				skipped++;

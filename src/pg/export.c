@@ -817,6 +817,8 @@ ModelFromJson(Jsonb *doc, const TcAllocator *a, MemoryContext cxt,
 						 nlabels);
 	cfg.num_classes = *nlabels;
 	ParseImportOptions(NeedKey(root, "the model document", "options"), &cfg);
+	/* refuse an oversized model before allocating it */
+	TcCheckModelMemory(&cfg, 0, "importing");
 
 	m = tc_model_create(a, &cfg, (const char *const *) labels, &err);
 	if (m == NULL)

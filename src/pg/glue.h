@@ -60,12 +60,21 @@ typedef struct TcRegistryUser
 {
 	Oid			userid;
 	int			sec;
+	int			nestlevel;		/* GUC nest level of the search_path set */
 } TcRegistryUser;
 extern Oid	TcExtensionOwner(void);
 extern void TcRegistryBegin(TcRegistryUser *save);
 extern void TcRegistryEnd(const TcRegistryUser *save);
-/* registry.c: raise unless the current user may manage a model's versions. */
-extern void TcCheckModelOwner(text *model_name);
+/*
+ * registry.c: raise unless the current user may manage a model's versions;
+ * returns whether the model exists.
+ */
+extern bool TcCheckModelOwner(text *model_name);
+
+/* acl.c: raise 42501 unless the current user may use a model by name. */
+extern void TcCheckModelUse(const char *model_name);
+/* acl.c: remove the grants of a model that has no version left. */
+extern void TcForgetModelGrants(text *model_name);
 
 /* progress.c: live training progress in shared memory (when preloaded) */
 typedef enum TcPhase

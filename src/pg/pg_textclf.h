@@ -25,6 +25,18 @@ extern int	textclf_threads;			/* textclf.threads */
 extern int	textclf_model_cache_size;	/* textclf.model_cache_size, in kB */
 extern bool textclf_progress;			/* textclf.progress */
 extern int	textclf_test_nan_batch;		/* textclf.test_nan_at_batch */
+extern int	textclf_max_model_memory;	/* textclf.max_model_memory, in kB */
+
+struct TcConfig;
+
+/*
+ * ERROR (PROGRAM_LIMIT_EXCEEDED) when a model of cfg is estimated to need
+ * more than textclf.max_model_memory: training with batch rows per step,
+ * or (batch 0) holding it for inference; what is "training" or
+ * "importing".  Defined in textclf.c.
+ */
+extern void TcCheckModelMemory(const struct TcConfig *cfg, int batch,
+							   const char *what);
 
 /* alloc hook of tc_pg_allocator: NULL, never an ERROR, on failure */
 static inline void *

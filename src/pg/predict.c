@@ -4,8 +4,10 @@
  *	  deployed version, or a pinned one as 'name@3') and for a classifier
  *	  value, plus tokenize().
  *
- * Per query, the name is resolved once (the result is kept in fn_extra,
- * allocated in fn_mcxt); the decoded weights come from the backend-wide
+ * Per query, the name is resolved once, after checking that the current
+ * user may use the model (acl.c: owner, grantee or superuser; resolved
+ * again when the user changes).  The result is kept in fn_extra,
+ * allocated in fn_mcxt; the decoded weights come from the backend-wide
  * cache (cache.c) keyed by content id, so a query over many rows pays the
  * load once and a later query picks up a newly deployed version.  Per row:
  * convert to UTF-8 if needed, tokenize, run the model; nothing is allocated
@@ -18,6 +20,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -41,6 +44,7 @@ typedef struct PredictState
 	uint64		content_id;
 	TcCachedModel *cm;
 	uint64		generation;		/* TcCacheGeneration() when cm was taken */
+	Oid			userid;			/* the user checked by ResolveModel (name forms) */
 } PredictState;
 
 /* Tokenize t for model m into ids (max_len entries); returns the count. */
@@ -115,6 +119,8 @@ ResolveModel(text *arg, uint64 *content_id)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	/* owner, grantee or superuser; a missing model is reported below */
+	TcCheckModelUse(name);
 	TcRegistryBegin(&save);
 	ret = SPI_execute_with_args(
 								"SELECT m.content_id, m.version "
@@ -200,7 +206,7 @@ ModelForName(FunctionCallInfo fcinfo, text *name)
 {
 	PredictState *ps = (PredictState *) fcinfo->flinfo->fn_extra;
 
-	if (ps != NULL &&
+	if (ps != NULL && ps->name != NULL && ps->userid == GetUserId() &&
 		VARSIZE_ANY_EXHDR(ps->name) == VARSIZE_ANY_EXHDR(name) &&
 		memcmp(VARDATA_ANY(ps->name), VARDATA_ANY(name),
 			   VARSIZE_ANY_EXHDR(name)) == 0)
@@ -216,10 +222,11 @@ ModelForName(FunctionCallInfo fcinfo, text *name)
 	if (ps == NULL)
 		ps = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt,
 									sizeof(PredictState));
-	else
+	else if (ps->name != NULL)
 		pfree(ps->name);
 	fcinfo->flinfo->fn_extra = ps;
 	ps->name = NULL;
+	ps->userid = GetUserId();
 	ps->cm = ResolveModel(name, &ps->content_id);
 	ps->name = (text *) MemoryContextAlloc(fcinfo->flinfo->fn_mcxt,
 										   VARSIZE_ANY(name));

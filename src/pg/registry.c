@@ -24,6 +24,7 @@
 #include "commands/extension.h"
 #include "miscadmin.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/rel.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
@@ -107,19 +108,32 @@ TcExtensionOwner(void)
  * identity is recorded explicitly, and the caller's own rights were checked
  * before.  TcRegistryEnd restores the caller; an ERROR in between restores
  * it through transaction (or subtransaction) abort.
+ *
+ * Only fixed, fully schema-qualified statements with parameters run in
+ * between (docs/security.md).  As a second line of defence the switch is a
+ * security-restricted operation (no SET ROLE, no temporary objects, as in
+ * VACUUM or REFRESH MATERIALIZED VIEW) and search_path is pg_catalog,
+ * pg_temp, so that nothing the caller put on the path can be picked up even
+ * by a statement that forgot a qualification.
  */
 void
 TcRegistryBegin(TcRegistryUser *save)
 {
 	GetUserIdAndSecContext(&save->userid, &save->sec);
 	SetUserIdAndSecContext(TcExtensionOwner(),
-						   save->sec | SECURITY_LOCAL_USERID_CHANGE);
+						   save->sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	save->nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
 }
 
-/* Back to the caller's identity. */
+/* Back to the caller's identity and search_path. */
 void
 TcRegistryEnd(const TcRegistryUser *save)
 {
+	AtEOXact_GUC(true, save->nestlevel);
 	SetUserIdAndSecContext(save->userid, save->sec);
 }
 
@@ -168,12 +182,12 @@ CheckModelOwner(text *model_name, int32 version)
 /*
  * Raise unless the current user may add versions to model_name: the same
  * rule as for dropping it; a model that does not exist yet is anyone's.
- * The caller is connected to SPI.
+ * Returns whether it exists.  The caller is connected to SPI.
  */
-void
+bool
 TcCheckModelOwner(text *model_name)
 {
-	(void) CheckModelOwner(model_name, 0);
+	return CheckModelOwner(model_name, 0);
 }
 
 /* Delete versions of a model (all when version is 0); returns the count. */
@@ -184,6 +198,7 @@ DeleteVersions(text *model_name, int32 version)
 	Datum		values[2] = {PointerGetDatum(model_name), Int32GetDatum(version)};
 	TcRegistryUser save;
 	int			ret;
+	uint64		n;
 
 	if (RecoveryInProgress())
 		ereport(ERROR,
@@ -210,7 +225,10 @@ DeleteVersions(text *model_name, int32 version)
 	TcRegistryEnd(&save);
 	if (ret != SPI_OK_DELETE)
 		elog(ERROR, "could not delete from the textclf registry");
-	return SPI_processed;
+	n = SPI_processed;
+	/* a model gone with its last version takes its grants along (acl.c) */
+	TcForgetModelGrants(model_name);
+	return n;
 }
 
 PG_FUNCTION_INFO_V1(drop_model);

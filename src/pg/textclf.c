@@ -17,11 +17,13 @@
 #include "postgres.h"
 
 #include <limits.h>
+#include <math.h>
 
 #include "fmgr.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
+#include "textclf/model.h"
 #include "glue.h"
 #include "pg_textclf.h"
 
@@ -35,6 +37,9 @@ int			textclf_model_cache_size = 256 * 1024;
 
 /* textclf.progress: a NOTICE per training epoch */
 bool		textclf_progress = true;
+
+/* textclf.max_model_memory: estimated memory a model may need, in kB */
+int			textclf_max_model_memory = 1024 * 1024;
 
 /*
  * textclf.test_nan_at_batch: a testing hook that makes training report a
@@ -75,6 +80,19 @@ _PG_init(void)
 							NULL,
 							NULL);
 
+	DefineCustomIntVariable("textclf.max_model_memory",
+							gettext_noop("Sets the maximum estimated memory of a model to train or import."),
+							gettext_noop("train_classifier and import_model refuse, before allocating anything, a configuration whose parameters, gradients, optimizer state and batch buffers are estimated to need more."),
+							&textclf_max_model_memory,
+							1024 * 1024,
+							1024,
+							MAX_KILOBYTES,
+							PGC_SUSET,
+							GUC_UNIT_KB,
+							NULL,
+							NULL,
+							NULL);
+
 	DefineCustomBoolVariable("textclf.progress",
 							 gettext_noop("Reports training progress as a NOTICE after each epoch."),
 							 NULL,
@@ -107,6 +125,31 @@ _PG_init(void)
 #else
 	EmitWarningsOnPlaceholders("textclf");
 #endif
+}
+
+/*
+ * Refuse, with PROGRAM_LIMIT_EXCEEDED, a model of cfg whose estimated memory
+ * (tc_model_memory_estimate: training with batch rows per step, or holding
+ * it for inference when batch is 0) exceeds textclf.max_model_memory.
+ * what names the operation in the message ("training", "importing").
+ */
+void
+TcCheckModelMemory(const TcConfig *cfg, int batch, const char *what)
+{
+	size_t		need = tc_model_memory_estimate(cfg, batch);
+	uint64		limit = (uint64) textclf_max_model_memory * 1024;
+
+	if ((uint64) need <= limit)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			 errmsg("%s this model would need about %.0f MB of memory, over the limit of %.0f MB",
+					what, ceil((double) need / (1024.0 * 1024.0)),
+					floor((double) limit / (1024.0 * 1024.0))),
+			 errdetail("vocab_size %d, embedding_dim %d, hidden_size %d, max_len %d, batch_size %d.",
+					   cfg->vocab_size, cfg->embedding_dim, cfg->hidden_size,
+					   cfg->max_len, batch),
+			 errhint("Lower vocab_size, embedding_dim, hidden_size, max_len or batch_size, or have a superuser raise \"textclf.max_model_memory\".")));
 }
 
 PG_FUNCTION_INFO_V1(textclf_version);

@@ -965,6 +965,7 @@ CompareOnValidation(TcRowSource *src, const TrainOptions *o, char **labels,
 					truth = k;
 			if (truth < 0)
 				continue;
+			CHECK_FOR_INTERRUPTS();	/* two inferences a row: check each */
 			ScoreRow(fresh, &rows[i], truth);
 			ScoreRow(deployed, &rows[i], truth);
 			nrows++;
