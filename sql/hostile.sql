@@ -140,5 +140,10 @@ SELECT version FROM train_classifier('hostile_small', 'hostile_small', 'body', '
 RESET textclf.max_model_memory;
 SELECT pg_temp.err($$SET textclf.max_model_memory = '100kB'$$);
 SELECT count(*) AS huge_versions FROM textclf.models WHERE model_name = 'hostile_huge';
+-- import_model applies the limit too (to holding the model), before
+-- reading the vocabulary and weights
+SELECT pg_temp.err($$SELECT import_model('hostile_imp',
+       jsonb_set(jsonb_set(export_model('hostile_small'), '{options,vocab_size}', '2000000'),
+                 '{options,embedding_dim}', '1024'))$$);
 
 SELECT drop_model(m) FROM unnest(ARRAY['hostile', 'hostile_char', 'hostile_nulls', 'hostile_many', 'hostile_small']) m;

@@ -23,7 +23,8 @@
  * holds the value.
  *
  * Memory: everything is palloc'd in the caller's context or SPI's, which
- * the caller releases.  Registry statements run as the extension owner
+ * the caller releases, except the saved plan of the check (one per
+ * backend, in the plan cache).  Registry statements run as the extension owner
  * (TcRegistryBegin/End in registry.c) and are fixed, schema-qualified,
  * with parameters.
  */
@@ -47,6 +48,13 @@ PG_FUNCTION_INFO_V1(revoke_model);
 PG_FUNCTION_INFO_V1(revoke_model_role);
 
 /*
+ * The statement of TcCheckModelUse, prepared once per backend (the plan
+ * cache re-plans it after DDL on the registry, with the search_path it was
+ * prepared under: TcRegistryBegin's).
+ */
+static SPIPlanPtr UsePlan = NULL;
+
+/*
  * Raise 42501 unless the current user may use model_name (without '@N') by
  * name.  Returns quietly when the model does not exist: the caller reports
  * that.  The caller is connected to SPI.
@@ -66,13 +74,23 @@ TcCheckModelUse(const char *model_name)
 		return;
 	values[0] = CStringGetTextDatum(model_name);
 	TcRegistryBegin(&save);
-	ret = SPI_execute_with_args("SELECT o.owner, NULL::pg_catalog.regrole "
-								"FROM (SELECT DISTINCT m.owner FROM textclf.models m "
-								"      WHERE m.model_name OPERATOR(pg_catalog.=) $1) o "
-								"UNION ALL "
-								"SELECT NULL, g.grantee FROM textclf.model_grants g "
-								"WHERE g.model_name OPERATOR(pg_catalog.=) $1",
-								1, types, values, NULL, true, 0);
+	if (UsePlan == NULL)
+	{
+		/* kept for the backend: parsing and planning cost more than running */
+		SPIPlanPtr	plan = SPI_prepare("SELECT o.owner, NULL::pg_catalog.regrole "
+									   "FROM (SELECT DISTINCT m.owner FROM textclf.models m "
+									   "      WHERE m.model_name OPERATOR(pg_catalog.=) $1) o "
+									   "UNION ALL "
+									   "SELECT NULL, g.grantee FROM textclf.model_grants g "
+									   "WHERE g.model_name OPERATOR(pg_catalog.=) $1",
+									   1, types);
+
+		if (plan == NULL || SPI_keepplan(plan) != 0)
+			elog(ERROR, "could not prepare the textclf grant check: %s",
+				 SPI_result_code_string(SPI_result));
+		UsePlan = plan;
+	}
+	ret = SPI_execute_plan(UsePlan, values, NULL, true, 0);
 	TcRegistryEnd(&save);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read the textclf registry: %s",

@@ -922,7 +922,8 @@ StoreImported(const char *name, const char *options_json, char **labels,
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not lock model \"%s\"", name);
 	/* under the lock, as the caller: only the owner adds versions */
-	TcCheckModelOwner(DatumGetTextPP(values[0]));
+	if (!TcCheckModelOwner(DatumGetTextPP(values[0])))
+		TcForgetModelGrants(DatumGetTextPP(values[0]));	/* a new model: none */
 	values[3] = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));
 	TcRegistryBegin(&save);
 	ret = SPI_execute_with_args("INSERT INTO textclf.version_counters AS c "

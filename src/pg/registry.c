@@ -14,6 +14,7 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "access/xlog.h"
 #include "executor/spi.h"
 #include "utils/acl.h"
@@ -154,11 +155,18 @@ CheckModelOwner(text *model_name, int32 version)
 	bool		found;
 
 	TcRegistryBegin(&save);
+	/*
+	 * Not read-only (so, under READ COMMITTED, a fresh snapshot): callers
+	 * check under the model's advisory lock and must see what the previous
+	 * holder committed, e.g. the first version of a name trained
+	 * concurrently by another role.  Parallel workers (export_model is
+	 * parallel safe) cannot take snapshots and use the query's.
+	 */
 	ret = SPI_execute_with_args("SELECT DISTINCT m.owner FROM textclf.models m "
 								"WHERE m.model_name OPERATOR(pg_catalog.=) $1 "
 								"AND ($2 OPERATOR(pg_catalog.=) 0 OR "
 								"m.version OPERATOR(pg_catalog.=) $2)",
-								2, types, values, NULL, true, 0);
+								2, types, values, NULL, IsInParallelMode(), 0);
 	TcRegistryEnd(&save);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read the textclf registry");
@@ -203,7 +211,8 @@ DeleteVersions(text *model_name, int32 version)
 	if (RecoveryInProgress())
 		ereport(ERROR,
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-				 errmsg("cannot drop a model during recovery")));
+				 errmsg("cannot drop a model during recovery"),
+				 errhint("Drop it on the primary server; replicas follow its registry.")));
 	if (!CheckModelOwner(model_name, version))
 	{
 		if (version > 0)
@@ -297,7 +306,8 @@ deploy_version(PG_FUNCTION_ARGS)
 	if (RecoveryInProgress())
 		ereport(ERROR,
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-				 errmsg("cannot deploy a model during recovery")));
+				 errmsg("cannot deploy a model during recovery"),
+				 errhint("Deploy on the primary server; replicas follow its registry.")));
 	SPI_connect();
 	if (version <= 0 || !CheckModelOwner(name, version))
 		ereport(ERROR,
@@ -340,7 +350,8 @@ rollback_model(PG_FUNCTION_ARGS)
 	if (RecoveryInProgress())
 		ereport(ERROR,
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-				 errmsg("cannot roll back a model during recovery")));
+				 errmsg("cannot roll back a model during recovery"),
+				 errhint("Roll back on the primary server; replicas follow its registry.")));
 	SPI_connect();
 	if (!CheckModelOwner(name, 0))
 		ereport(ERROR,

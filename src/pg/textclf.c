@@ -146,10 +146,15 @@ TcCheckModelMemory(const TcConfig *cfg, int batch, const char *what)
 			 errmsg("%s this model would need about %.0f MB of memory, over the limit of %.0f MB",
 					what, ceil((double) need / (1024.0 * 1024.0)),
 					floor((double) limit / (1024.0 * 1024.0))),
+			 batch > 0 ?
 			 errdetail("vocab_size %d, embedding_dim %d, hidden_size %d, max_len %d, batch_size %d.",
 					   cfg->vocab_size, cfg->embedding_dim, cfg->hidden_size,
-					   cfg->max_len, batch),
-			 errhint("Lower vocab_size, embedding_dim, hidden_size, max_len or batch_size, or have a superuser raise \"textclf.max_model_memory\".")));
+					   cfg->max_len, batch) :
+			 errdetail("vocab_size %d, embedding_dim %d, hidden_size %d.",
+					   cfg->vocab_size, cfg->embedding_dim, cfg->hidden_size),
+			 batch > 0 ?
+			 errhint("Lower vocab_size, embedding_dim, hidden_size, max_len or batch_size, or have a superuser raise \"textclf.max_model_memory\".") :
+			 errhint("A superuser can raise \"textclf.max_model_memory\".")));
 }
 
 PG_FUNCTION_INFO_V1(textclf_version);

@@ -778,7 +778,8 @@ StoreVersion(const char *name, const char *qualrel, Name textcol,
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not lock model \"%s\"", name);
 	/* under the lock, as the caller: only the owner adds versions */
-	TcCheckModelOwner(DatumGetTextPP(values[0]));
+	if (!TcCheckModelOwner(DatumGetTextPP(values[0])))
+		TcForgetModelGrants(DatumGetTextPP(values[0]));	/* a new model: none */
 	TcRegistryBegin(&save);
 	/* numbers are never reused, even after versions were dropped */
 	ret = SPI_execute_with_args("INSERT INTO textclf.version_counters AS c "

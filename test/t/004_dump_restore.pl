@@ -37,7 +37,7 @@ $node->safe_psql('src', q{
 		FROM (SELECT body FROM sms_test ORDER BY body LIMIT 50) s;
 });
 
-my $small = '"hidden_size": 16, "embedding_dim": 8, "max_len": 30';
+my $small = '"deploy": "always", "hidden_size": 16, "embedding_dim": 8, "max_len": 30';
 # v1, v2 (retrained), v3 dropped again: v2 is deployed, the id sequence is
 # past the ids left in textclf.deployments
 $node->safe_psql('src', qq{
