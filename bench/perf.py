@@ -23,8 +23,10 @@ change of machine load hits both sides alike):
              runs in a fresh backend.  PyTorch: Embedding -> LSTM over packed
              sequences -> Linear, BCE-with-logits, torch.optim.Adam (eps 1e-7),
              batch 32, one shuffled epoch over the same token ids (from
-             tokenize() of the trained model), torch.set_num_threads(n) with
-             OMP_WAIT_POLICY=PASSIVE, in a child process.
+             tokenize()), torch.set_num_threads(n) with
+             OMP_WAIT_POLICY=PASSIVE and OPENBLAS_NUM_THREADS=n (Debian's
+             torch multiplies in OpenBLAS, whose threads set_num_threads does
+             not bound), in a child process per thread count.
   scoring    SELECT count(f(...)) FROM imdb_test (--test-rows rows, 25,000 by
              default) for f = predict('perf', text), predict_proba(...),
              tokenize(...), and two floors: length(text) (a built-in C
@@ -589,6 +591,10 @@ class TorchWorker:
     def __init__(self, data_path, threads=1):
         env = dict(os.environ)
         env.update(TORCH_ENV)
+        # Debian's torch does its products in OpenBLAS (pthreads), whose own
+        # threads torch.set_num_threads does not bound: bound them here
+        env["OPENBLAS_NUM_THREADS"] = str(threads)
+        env["OMP_NUM_THREADS"] = str(threads)
         self.p = subprocess.Popen([sys.executable, os.path.abspath(__file__),
                                    "--torch-worker", data_path, str(threads)],
                                   env=env, stdin=subprocess.PIPE,
@@ -934,9 +940,9 @@ def main():
         log("training, %d rows per measurement" % R["train_rows"])
         R["train"] = {"1": [], "2": []}
         R["torch"] = {"train1": [], "train2": []}
-        tw = TorchWorker(npz)
-        R["torch_version"] = tw.hello["torch_version"]
-        R["torch"]["ready_rss_kb"] = tw.hello["rss_ready_kb"]
+        tws = {1: TorchWorker(npz, 1), 2: TorchWorker(npz, 2)}
+        R["torch_version"] = tws[1].hello["torch_version"]
+        R["torch"]["ready_rss_kb"] = tws[1].hello["rss_ready_kb"]
         for r in range(args.repeats):
             for th in ((1, 2) if r % 2 == 0 else (2, 1)):
                 for side in (("textclf", "torch") if (r + th) % 2 else ("torch", "textclf")):
@@ -948,15 +954,15 @@ def main():
                             % (th, x["samples_per_s"], x["epoch_seconds"],
                                x["call_seconds"], x["peak_rss_kb"], LOAD.samples[-1]))
                     else:
-                        x = tw.run(op="train", threads=th, seed=r + 1)
+                        x = tws[th].run(op="train", threads=th, seed=r + 1)
                         R["torch"]["train%d" % th].append(x)
                         log("  PyTorch threads=%d: %.0f samples/s, load %.2f"
                             % (th, x["rate"], LOAD.samples[-1]))
-        R["torch"]["train_peak_rss_kb"] = tw.close()
+        R["torch"]["train_peak_rss_kb"] = max(tws[1].close(), tws[2].close())
 
         # scoring: textclf serial, interleaved with PyTorch batch 1 / 256
         log("scoring, %d rows (PyTorch batch 1: %d rows)" % (R["test_rows"], args.b1_rows))
-        tw = TorchWorker(npz)
+        tw = TorchWorker(npz, 1)
         R["scoring"], R["scoring_mem"] = scoring_round(env, db, args.repeats, tw,
                                                        args.b1_rows)
         R["torch"]["infer_peak_rss_kb"] = tw.close()

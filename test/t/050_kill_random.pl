@@ -127,6 +127,10 @@ isnt($fp{1}, $fp{2}, 'versions 1 and 2 predict differently (their kills are told
 diag(sprintf('a training run takes %.3f s from the backend\'s start (psql start: %.3f s)',
 		$typical, $tstart - $t0));
 $typical = 0.3 if $typical < 0.3;
+# the durations of runs that finish before their kill time refine it (the
+# median), so that one slow measurement on a loaded machine does not make
+# most delays overshoot
+my @durations = ($typical);
 
 my %phases;
 my ($killed, $finished_first, $committed_at_kill, $runs) = (0, 0, 0, 0);
@@ -205,6 +209,10 @@ while ($killed < $KILLS && $attempt < 3 * $KILLS)
 	{
 		# the run ended before its kill time: count it, it was committed
 		$finished_first++;
+		push @durations, time() - $t;
+		@durations = sort { $a <=> $b } @durations;
+		$typical = $durations[ $#durations / 2 ];
+		$typical = 0.3 if $typical < 0.3;
 		$mon->quit;
 		is($s->{rc}, 0, "run $attempt: finished before its kill at ${\ sprintf('%.2f', $delay)} s")
 		  or $failures++;
@@ -290,7 +298,11 @@ foreach my $v (sort { $a <=> $b } keys %fp)
 	  or $failures++;
 }
 my $nkilled = () = slurp_file($node->logfile) =~ /terminated by signal 9: Killed/g;
-is($nkilled, $runs, "the server log shows $runs backends killed by signal 9");
+# a kill that came after the commit may have found the backend already
+# exiting normally: then there was no crash to log
+cmp_ok($nkilled, '>=', $runs - $committed_at_kill + 1,
+	"the server log shows the backends killed by signal 9 ($nkilled of $runs kills)");
+cmp_ok($nkilled, '<=', $runs, 'and no other process was killed');
 my @v = versions();
 is($node->safe_psql('postgres', train_sql(999)), $v[-1] + 1,
 	'a training after the kills stores the next version');
