@@ -226,7 +226,21 @@ while ($killed < $KILLS && $attempt < 3 * $KILLS)
 	# no progress row: not started yet, or stored and committing
 	$phase = $epochs_seen ? 'committing' : 'starting' if $phase eq '';
 	$phase = 'committing' if $s->{err} =~ /trained on/;
-	kill('KILL', $pid) or BAIL_OUT("cannot kill backend $pid: $!");
+	if (!kill('KILL', $pid))
+	{
+		# the run ended (and its backend exited) between the poll and the
+		# kill: count it as finished first, it was committed
+		BAIL_OUT("cannot kill backend $pid: $!") unless $!{ESRCH};
+		bg_finish($s, 60);
+		eval { $mon->quit; };
+		$finished_first++;
+		is($s->{rc}, 0, "run $attempt: finished just before its kill")
+		  or $failures++;
+		my @v = versions();
+		$fp{ $v[-1] } = fingerprint("k\@$v[-1]");
+		$before = $node->safe_psql('postgres', $registry);
+		next;
+	}
 	$killed++;
 	$runs++;
 	$phases{ (split / /, $phase)[0] }++;
