@@ -794,9 +794,9 @@ def write_docs(R, table, args):
         % (R["train_rows"], R["train_mean_len"], MAX_LEN, R["test_rows"],
            R["test_mean_len"], R["test_table_size"], args.repeats),
         "Machine load (1-minute load average sampled at each measurement): %s, "
-        "on %d cores; other jobs were running, so the wall-clock figures are "
-        "below what an idle machine gives and the thread/worker speed-ups are "
-        "bounded by the free cores.%s" % (R["load"], os.cpu_count(),
+        "on %d cores (when it exceeds the core count, other jobs take CPU time: "
+        "the wall-clock figures fall and the thread and worker speed-ups are "
+        "bounded by the free cores).%s" % (R["load"], os.cpu_count(),
                                           (" The measured processes ran at nice %d "
                                            "(postmaster reniced, backends inherit it)."
                                            % R["nice"]) if R.get("nice") else
