@@ -34,8 +34,10 @@
  */
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <time.h>
 
 #include "textclf/kernels.h"
 
@@ -49,6 +51,8 @@
 #endif
 
 #define TC_MAX_THREADS 64
+/* microseconds a thread polls for the next job or its end before sleeping */
+#define TC_SPIN_US 40
 
 static int	tc_fast_state = -1;	/* -1 unknown, 0 no, 1 yes */
 static bool tc_force_ref = false;
@@ -130,6 +134,47 @@ static struct
 	.go = PTHREAD_COND_INITIALIZER,
 .done = PTHREAD_COND_INITIALIZER};
 
+/* Microseconds on the monotonic clock. */
+static inline long long
+tc_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+
+/* Poll, for at most TC_SPIN_US, while *p == v (read without the lock). */
+static void
+tc_spin_while_long(const long *p, long v)
+{
+	long long	t0 = tc_usec();
+
+	while (__atomic_load_n(p, __ATOMIC_ACQUIRE) == v)
+	{
+		/* yield rather than pause: on a busy machine the thread polled for may share this CPU */
+		sched_yield();
+		if (tc_usec() - t0 > TC_SPIN_US)
+			return;
+	}
+}
+
+/* Poll, for at most TC_SPIN_US, while *p >= v (read without the lock). */
+static void
+tc_spin_while_int(const int *p, int v)
+{
+	long long	t0 = tc_usec();
+
+	while (__atomic_load_n(p, __ATOMIC_ACQUIRE) >= v)
+	{
+		/* yield rather than pause: on a busy machine the thread polled for may share this CPU */
+		sched_yield();
+		if (tc_usec() - t0 > TC_SPIN_US)
+			return;
+	}
+}
+
 /* Helper thread tid (intptr) of the pool: run the shares of tid. */
 static void *
 tc_pool_main(void *p)
@@ -144,6 +189,13 @@ tc_pool_main(void *p)
 		void	   *arg;
 		int			n;
 
+		if (tc_pool.gen == seen)
+		{
+			/* the next job of a batch usually follows within microseconds */
+			pthread_mutex_unlock(&tc_pool.mu);
+			tc_spin_while_long(&tc_pool.gen, seen);
+			pthread_mutex_lock(&tc_pool.mu);
+		}
 		while (tc_pool.gen == seen)
 			pthread_cond_wait(&tc_pool.go, &tc_pool.mu);
 		seen = tc_pool.gen;
@@ -155,7 +207,7 @@ tc_pool_main(void *p)
 		pthread_mutex_unlock(&tc_pool.mu);
 		fn(arg, tid, n);
 		pthread_mutex_lock(&tc_pool.mu);
-		if (--tc_pool.pending == 0)
+		if (__atomic_sub_fetch(&tc_pool.pending, 1, __ATOMIC_RELEASE) == 0)
 			pthread_cond_signal(&tc_pool.done);
 	}
 	return NULL;
@@ -218,13 +270,14 @@ tc_run_parallel(int nthreads, TcTaskFn fn, void *arg)
 	tc_pool.arg = arg;
 	tc_pool.n = helpers + 1;
 	tc_pool.pending = helpers;
-	tc_pool.gen++;
+	__atomic_store_n(&tc_pool.gen, tc_pool.gen + 1, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&tc_pool.go);
 	pthread_mutex_unlock(&tc_pool.mu);
 
 	/* with fewer helpers than asked, the shares are re-cut for helpers + 1 */
 	fn(arg, 0, helpers + 1);
 
+	tc_spin_while_int(&tc_pool.pending, 1);
 	pthread_mutex_lock(&tc_pool.mu);
 	while (tc_pool.pending > 0)
 		pthread_cond_wait(&tc_pool.done, &tc_pool.mu);
@@ -246,18 +299,17 @@ tc_align32(const float *p)
 }
 
 /*
- * Forward panel (ceil(H/8), K0 + K1, 32) from W0 (K0,G) then W1 (K1,G);
- * W0 may be NULL with K0 = 0.
+ * Blocks [ub0, ub1) of the forward panel (ceil(H/8), K0 + K1, 32) from
+ * W0 (K0,G) then W1 (K1,G); W0 may be NULL with K0 = 0.
  */
 static void
 tc_pack_gate_panel(float *dst, const float *W0, int K0, const float *W1,
-				   int K1, int H)
+				   int K1, int H, int ub0, int ub1)
 {
 	int			G = 4 * H;
-	int			nub = (H + 7) / 8;
 	int			K = K0 + K1;
 
-	for (int ub = 0; ub < nub; ub++)
+	for (int ub = ub0; ub < ub1; ub++)
 		for (int k = 0; k < K; k++)
 		{
 			const float *w = (k < K0) ? W0 + (size_t) k * G :
@@ -284,18 +336,36 @@ tc_lstm_packed_floats(int H)
 	return nub * (size_t) H * 32 + nhb * 4 * (size_t) H * 32 + 8;
 }
 
-/* Pack Wh (H,G) into the forward and backward panels. */
-void
-tc_lstm_pack(float *packed, const float *Wh, int H)
+/* Arguments of tc_pack_task. */
+typedef struct PackTask
 {
-	float	   *f = tc_align32(packed);
-	float	   *bp = f + (size_t) ((H + 7) / 8) * H * 32;
-	int			G = 4 * H;
-	int			nhb = (H + 31) / 32;
+	float	   *packed;			/* tc_lstm_packed_floats(H) */
+	const float *Wh;			/* (H,G) */
+	int			H;
+} PackTask;
 
-	tc_pack_gate_panel(f, NULL, 0, Wh, H, H);
+/*
+ * Share tid of n of tc_lstm_pack: blocks [ub0, ub1) of the forward panel
+ * and rows [g0, g1) of every block of the backward panel (pure copies).
+ */
+static void
+tc_pack_task(void *arg, int tid, int n)
+{
+	PackTask   *a = arg;
+	int			H = a->H;
+	int			G = 4 * H;
+	int			nub = (H + 7) / 8;
+	int			nhb = (H + 31) / 32;
+	int			ub0 = (int) ((long long) nub * tid / n);
+	int			ub1 = (int) ((long long) nub * (tid + 1) / n);
+	int			g0 = (int) ((long long) G * tid / n);
+	int			g1 = (int) ((long long) G * (tid + 1) / n);
+	float	   *f = tc_align32(a->packed);
+	float	   *bp = f + (size_t) nub * H * 32;
+
+	tc_pack_gate_panel(f, NULL, 0, a->Wh, H, H, ub0, ub1);
 	for (int hb = 0; hb < nhb; hb++)
-		for (int g = 0; g < G; g++)
+		for (int g = g0; g < g1; g++)
 		{
 			float	   *d = bp + ((size_t) hb * G + g) * 32;
 
@@ -303,9 +373,24 @@ tc_lstm_pack(float *packed, const float *Wh, int H)
 			{
 				int			u = hb * 32 + j;
 
-				d[j] = (u < H) ? Wh[(size_t) u * G + g] : 0.0f;
+				d[j] = (u < H) ? a->Wh[(size_t) u * G + g] : 0.0f;
 			}
 		}
+}
+
+/*
+ * Pack Wh (H,G) into the forward and backward panels, split across the
+ * core's threads (tc_kernels_threads); the same bytes at any count.
+ */
+void
+tc_lstm_pack(float *packed, const float *Wh, int H)
+{
+	PackTask	task;
+
+	task.packed = packed;
+	task.Wh = Wh;
+	task.H = H;
+	tc_run_parallel(tc_kernels_threads(), tc_pack_task, &task);
 }
 
 /* Floats of the inference panel (E + H rows), + slack. */
@@ -320,7 +405,7 @@ void
 tc_lstm_infer_pack(float *panel, const float *Wx, const float *Wh, int E,
 				   int H)
 {
-	tc_pack_gate_panel(tc_align32(panel), Wx, E, Wh, H, H);
+	tc_pack_gate_panel(tc_align32(panel), Wx, E, Wh, H, H, 0, (H + 7) / 8);
 }
 
 #if TC_HAVE_X86

@@ -625,6 +625,48 @@ tc_model_train_prepare(TcModel *m, int maxB, int maxT, TcError *err)
 	return TC_OK;
 }
 
+/* Arguments of tc_emb_grad_task. */
+typedef struct EmbGradTask
+{
+	float	   *demb;			/* (V,E) */
+	const float *dx;			/* (N,E) */
+	const int32_t *tokens;		/* (N) */
+	int			N;
+	int			V;
+	int			E;
+} EmbGradTask;
+
+/*
+ * Embedding gradient of thread tid of n: zero the rows [v0, v1) of demb,
+ * then add the rows of dx whose token lies there.  Each row receives its
+ * additions in token order, as in tc_embedding_backward, so the result is
+ * the same bits at any thread count.
+ */
+static void
+tc_emb_grad_task(void *arg, int tid, int n)
+{
+	EmbGradTask *a = arg;
+	int			v0 = (int) ((long long) a->V * tid / n);
+	int			v1 = (int) ((long long) a->V * (tid + 1) / n);
+	int			E = a->E;
+
+	memset(a->demb + (size_t) v0 * E, 0,
+		   sizeof(float) * (size_t) (v1 - v0) * E);
+	for (int i = 0; i < a->N; i++)
+	{
+		int32_t		id = a->tokens[i];
+		float	   *d;
+		const float *g;
+
+		if (id < v0 || id >= v1)
+			continue;
+		d = a->demb + (size_t) id * E;
+		g = a->dx + (size_t) i * E;
+		for (int e = 0; e < E; e++)
+			d[e] += g[e];
+	}
+}
+
 /*
  * Forward over B sequences seqs[b] (lens_in[b] ids each), in packed order
  * (stable sort by length, longest first); with train, zero the gradients
@@ -734,14 +776,24 @@ tc_model_batch(TcModel *m, const int32_t *const *seqs, const int *lens_in,
 	/* backward */
 	if (train)
 	{
-		memset(m->grads_memory, 0, sizeof(float) * m->num_params);
+		EmbGradTask et;
+
+		/* emb's gradient (first in the block) is zeroed by tc_emb_grad_task */
+		memset(m->grads_memory + m->param_sizes[0], 0,
+			   sizeof(float) * (m->num_params - m->param_sizes[0]));
 		tc_dense_backward(ac->dhlast, m->grads.Wd, m->grads.bd, ac->dlogits,
 						  ac->hlast, m->params.Wd, B, H, K);
 		tc_lstm_backward_fast(ac->dx, m->grads.Wx, m->grads.Wh, m->grads.b,
 							  ac->dhlast, ac->gates, ac->cs, ac->hs, ac->x,
 							  m->params.Wx, m->params.Wh, &pack, E, H,
 							  fast ? ac->packed : NULL, threads, ac->work);
-		tc_embedding_backward(m->grads.emb, ac->dx, ac->tokens, pack.N, E);
+		et.demb = m->grads.emb;
+		et.dx = ac->dx;
+		et.tokens = ac->tokens;
+		et.N = pack.N;
+		et.V = V;
+		et.E = E;
+		tc_run_parallel(fast ? threads : 1, tc_emb_grad_task, &et);
 	}
 
 	if (probs_out != NULL)

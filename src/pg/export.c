@@ -62,7 +62,6 @@ PG_FUNCTION_INFO_V1(import_model);
 
 #define TC_EXPORT_FORMAT		"textclf-keras"
 #define TC_EXPORT_VERSION		1
-#define TC_MAX_MODEL_NAME		200
 /* numbers converted between resets of the scratch context */
 #define TC_IMPORT_RESET_EVERY	4096
 
@@ -871,24 +870,6 @@ ModelFromJson(Jsonb *doc, const TcAllocator *a, MemoryContext cxt,
 	return m;
 }
 
-/* Check the model name: non-empty, not too long, no '@' (as train does). */
-static void
-CheckImportName(const char *name)
-{
-	if (name[0] == '\0')
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("model name must not be empty")));
-	if (strlen(name) > TC_MAX_MODEL_NAME)
-		ereport(ERROR,
-				(errcode(ERRCODE_NAME_TOO_LONG),
-				 errmsg("model name is longer than %d bytes", TC_MAX_MODEL_NAME)));
-	if (strchr(name, '@') != NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("model name \"%s\" contains \"@\"", name),
-				 errhint("\"@\" separates a model name from a version, as in 'name@3'.")));
-}
 
 /*
  * Insert an imported version of name and deploy it, under the same
@@ -902,44 +883,16 @@ StoreImported(const char *name, const char *options_json, char **labels,
 	Oid			types[8] = {TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTARRAYOID,
 	INT8OID, TcClassifierTypeOid(), TEXTOID};
 	Datum		values[8];
-	Datum	   *ldatums = palloc(sizeof(Datum) * nlabels);
 	TcRegistryUser save;
 	int			ret;
-	bool		isnull;
 	int32		version;
 
-	for (int i = 0; i < nlabels; i++)
-	{
-		char	   *l = pg_any_to_server(labels[i], strlen(labels[i]), PG_UTF8);
-
-		ldatums[i] = CStringGetTextDatum(l);
-	}
 	values[0] = CStringGetTextDatum(name);
-	ret = SPI_execute_with_args("SELECT pg_catalog.pg_advisory_xact_lock("
-								"pg_catalog.hashtext('textclf.models'), "
-								"pg_catalog.hashtext($1))",
-								1, types, values, NULL, false, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not lock model \"%s\"", name);
-	/* under the lock, as the caller: only the owner adds versions */
-	if (!TcCheckModelOwner(DatumGetTextPP(values[0])))
-		TcForgetModelGrants(DatumGetTextPP(values[0]));	/* a new model: none */
 	values[3] = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));
-	TcRegistryBegin(&save);
-	ret = SPI_execute_with_args("INSERT INTO textclf.version_counters AS c "
-								"(model_name, last_version) VALUES ($1, 1) "
-								"ON CONFLICT (model_name) DO UPDATE SET last_version = "
-								"c.last_version OPERATOR(pg_catalog.+) 1 "
-								"RETURNING c.last_version",
-								1, types, values, NULL, false, 0);
-	if (ret != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
-		elog(ERROR, "could not number the new version");
-	version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
-										  SPI_tuptable->tupdesc, 1, &isnull));
+	version = TcBeginNewVersion(name, &save);
 	values[1] = Int32GetDatum(version);
 	values[2] = CStringGetTextDatum(options_json);
-	values[4] = PointerGetDatum(construct_array(ldatums, nlabels, TEXTOID, -1,
-												false, TYPALIGN_INT));
+	values[4] = TcLabelsArray(labels, nlabels);
 	values[5] = Int64GetDatum((int64) content_id);
 	values[6] = PointerGetDatum(value);
 	values[7] = CStringGetTextDatum("{\"imported\": true}");
@@ -992,7 +945,7 @@ import_model(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("model name and model must not be NULL")));
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	CheckImportName(name);
+	TcCheckModelName(name);
 	if (RecoveryInProgress())
 		ereport(ERROR,
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),

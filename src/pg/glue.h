@@ -96,4 +96,10 @@ extern void TcProgressEpoch(const struct TcEpochStats *e);
 extern void TcProgressPhase(TcPhase phase);
 extern void TcProgressEnd(void);
 
+/* registry.c: shared by train_classifier and import_model */
+#define TC_MAX_MODEL_NAME 200
+extern void TcCheckModelName(const char *name);
+extern int32 TcBeginNewVersion(const char *name, TcRegistryUser *save);
+extern Datum TcLabelsArray(char **labels, int nlabels);
+
 #endif							/* TEXTCLF_GLUE_H */

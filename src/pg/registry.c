@@ -17,7 +17,9 @@
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "executor/spi.h"
+#include "mb/pg_wchar.h"
 #include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "catalog/indexing.h"
 #include "catalog/pg_extension.h"
@@ -394,4 +396,74 @@ rollback_model(PG_FUNCTION_ARGS)
 										  SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
 	PG_RETURN_INT32(version);
+}
+
+/* Check a new model name: non-empty, not too long, no '@'. */
+void
+TcCheckModelName(const char *name)
+{
+	if (name[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("model name must not be empty")));
+	if (strlen(name) > TC_MAX_MODEL_NAME)
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("model name is longer than %d bytes", TC_MAX_MODEL_NAME)));
+	if (strchr(name, '@') != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("model name \"%s\" contains \"@\"", name),
+				 errhint("\"@\" separates a model name from a version, as in 'name@3'.")));
+}
+
+/*
+ * Start storing a new version of name, as train_classifier and
+ * import_model do: take the model's advisory lock, check (as the caller,
+ * under the lock) that the caller may add versions, forget stale grants of
+ * a name that has no version yet, switch to the registry's owner and take
+ * the next version number, which is never reused.  Returns the version;
+ * the caller inserts its rows and then calls TcRegistryEnd(save).  The
+ * caller is connected to SPI.
+ */
+int32
+TcBeginNewVersion(const char *name, TcRegistryUser *save)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(name)};
+	bool		isnull;
+	int			ret;
+
+	ret = SPI_execute_with_args("SELECT pg_catalog.pg_advisory_xact_lock("
+								"pg_catalog.hashtext('textclf.models'), "
+								"pg_catalog.hashtext($1))",
+								1, types, values, NULL, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not lock model \"%s\"", name);
+	if (!TcCheckModelOwner(DatumGetTextPP(values[0])))
+		TcForgetModelGrants(DatumGetTextPP(values[0]));	/* a new model: none */
+	TcRegistryBegin(save);
+	ret = SPI_execute_with_args("INSERT INTO textclf.version_counters AS c "
+								"(model_name, last_version) VALUES ($1, 1) "
+								"ON CONFLICT (model_name) DO UPDATE SET last_version = "
+								"c.last_version OPERATOR(pg_catalog.+) 1 "
+								"RETURNING c.last_version",
+								1, types, values, NULL, false, 0);
+	if (ret != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+		elog(ERROR, "could not number the new version");
+	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/* A text[] of UTF-8 labels, converted to the database encoding. */
+Datum
+TcLabelsArray(char **labels, int nlabels)
+{
+	Datum	   *d = palloc(sizeof(Datum) * (nlabels > 0 ? nlabels : 1));
+
+	for (int i = 0; i < nlabels; i++)
+		d[i] = CStringGetTextDatum(pg_any_to_server(labels[i], strlen(labels[i]),
+													PG_UTF8));
+	return PointerGetDatum(construct_array(d, nlabels, TEXTOID, -1, false,
+										   TYPALIGN_INT));
 }

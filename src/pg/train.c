@@ -56,7 +56,6 @@
 
 PG_FUNCTION_INFO_V1(train_classifier);
 
-#define TC_MAX_MODEL_NAME 200
 
 /* Options as given and resolved. */
 typedef struct TrainOptions
@@ -729,24 +728,6 @@ JsonString(const char *str)
 	return s.data;
 }
 
-/* Check the model name: non-empty, not too long, no '@'. */
-static void
-CheckModelName(const char *name)
-{
-	if (name[0] == '\0')
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("model name must not be empty")));
-	if (strlen(name) > TC_MAX_MODEL_NAME)
-		ereport(ERROR,
-				(errcode(ERRCODE_NAME_TOO_LONG),
-				 errmsg("model name is longer than %d bytes", TC_MAX_MODEL_NAME)));
-	if (strchr(name, '@') != NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("model name \"%s\" contains \"@\"", name),
-				 errhint("\"@\" separates a model name from a version, as in 'name@3'.")));
-}
 
 /* Insert the version, its epoch log and its deployment; returns the version. */
 static int32
@@ -760,45 +741,18 @@ StoreVersion(const char *name, const char *qualrel, Name textcol,
 	TEXTARRAYOID, TEXTOID, INT8OID, TcClassifierTypeOid(), INT4OID, TEXTOID};
 	Datum		values[11];
 	TcRegistryUser save;
-	Datum	   *ldatums = palloc(sizeof(Datum) * nlabels);
 	int			ret;
-	bool		isnull;
 	int32		version;
 
-	for (int i = 0; i < nlabels; i++)
-		ldatums[i] = CStringGetTextDatum(labels[i]);
-
-	/* versions of one name are numbered under an advisory lock */
 	values[0] = CStringGetTextDatum(name);
 	values[10] = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));
-	ret = SPI_execute_with_args("SELECT pg_catalog.pg_advisory_xact_lock("
-								"pg_catalog.hashtext('textclf.models'), "
-								"pg_catalog.hashtext($1))",
-								1, types, values, NULL, false, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not lock model \"%s\"", name);
-	/* under the lock, as the caller: only the owner adds versions */
-	if (!TcCheckModelOwner(DatumGetTextPP(values[0])))
-		TcForgetModelGrants(DatumGetTextPP(values[0]));	/* a new model: none */
-	TcRegistryBegin(&save);
-	/* numbers are never reused, even after versions were dropped */
-	ret = SPI_execute_with_args("INSERT INTO textclf.version_counters AS c "
-								"(model_name, last_version) VALUES ($1, 1) "
-								"ON CONFLICT (model_name) DO UPDATE SET last_version = "
-								"c.last_version OPERATOR(pg_catalog.+) 1 "
-								"RETURNING c.last_version",
-								1, types, values, NULL, false, 0);
-	if (ret != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
-		elog(ERROR, "could not number the new version");
-	version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
-										  SPI_tuptable->tupdesc, 1, &isnull));
+	version = TcBeginNewVersion(name, &save);
 
 	values[1] = CStringGetTextDatum(qualrel);
 	values[2] = NameGetDatum(textcol);
 	values[3] = NameGetDatum(labelcol);
 	values[4] = CStringGetTextDatum(options_json);
-	values[5] = PointerGetDatum(construct_array(ldatums, nlabels, TEXTOID, -1,
-												false, TYPALIGN_INT));
+	values[5] = TcLabelsArray(labels, nlabels);
 	values[6] = CStringGetTextDatum(metrics_json);
 	values[7] = Int64GetDatum((int64) content_id);
 	values[8] = PointerGetDatum(value);
@@ -1146,7 +1100,7 @@ train_classifier(PG_FUNCTION_ARGS)
 				 errhint("Train on the primary server; replicas receive the model with the registry.")));
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	CheckModelName(model_name);
+	TcCheckModelName(model_name);
 	ParseOptions(options, &o);
 	o.opts.debug_nan_batch = textclf_test_nan_batch;
 	{
