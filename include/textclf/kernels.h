@@ -84,7 +84,10 @@ void		tc_tanh_vec(float *y, const float *x, size_t n);
 
 /* Floats of the packed copy of Wh that the fast training kernels read. */
 size_t		tc_lstm_packed_floats(int H);
-/* Pack Wh (H,G) into packed (tc_lstm_packed_floats) for the fast kernels. */
+/*
+ * Pack Wh (H,G) into packed (tc_lstm_packed_floats) for the fast kernels,
+ * on tc_kernels_threads() threads (tc_run_parallel: not from a task).
+ */
 void		tc_lstm_pack(float *packed, const float *Wh, int H);
 
 /*

@@ -34,10 +34,8 @@
  */
 #include <math.h>
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <string.h>
-#include <time.h>
 
 #include "textclf/kernels.h"
 
@@ -51,8 +49,6 @@
 #endif
 
 #define TC_MAX_THREADS 64
-/* microseconds a thread polls for the next job or its end before sleeping */
-#define TC_SPIN_US 40
 
 static int	tc_fast_state = -1;	/* -1 unknown, 0 no, 1 yes */
 static bool tc_force_ref = false;
@@ -134,47 +130,6 @@ static struct
 	.go = PTHREAD_COND_INITIALIZER,
 .done = PTHREAD_COND_INITIALIZER};
 
-/* Microseconds on the monotonic clock. */
-static inline long long
-tc_usec(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-
-/* Poll, for at most TC_SPIN_US, while *p == v (read without the lock). */
-static void
-tc_spin_while_long(const long *p, long v)
-{
-	long long	t0 = tc_usec();
-
-	while (__atomic_load_n(p, __ATOMIC_ACQUIRE) == v)
-	{
-		/* yield rather than pause: on a busy machine the thread polled for may share this CPU */
-		sched_yield();
-		if (tc_usec() - t0 > TC_SPIN_US)
-			return;
-	}
-}
-
-/* Poll, for at most TC_SPIN_US, while *p >= v (read without the lock). */
-static void
-tc_spin_while_int(const int *p, int v)
-{
-	long long	t0 = tc_usec();
-
-	while (__atomic_load_n(p, __ATOMIC_ACQUIRE) >= v)
-	{
-		/* yield rather than pause: on a busy machine the thread polled for may share this CPU */
-		sched_yield();
-		if (tc_usec() - t0 > TC_SPIN_US)
-			return;
-	}
-}
-
 /* Helper thread tid (intptr) of the pool: run the shares of tid. */
 static void *
 tc_pool_main(void *p)
@@ -189,13 +144,6 @@ tc_pool_main(void *p)
 		void	   *arg;
 		int			n;
 
-		if (tc_pool.gen == seen)
-		{
-			/* the next job of a batch usually follows within microseconds */
-			pthread_mutex_unlock(&tc_pool.mu);
-			tc_spin_while_long(&tc_pool.gen, seen);
-			pthread_mutex_lock(&tc_pool.mu);
-		}
 		while (tc_pool.gen == seen)
 			pthread_cond_wait(&tc_pool.go, &tc_pool.mu);
 		seen = tc_pool.gen;
@@ -207,7 +155,7 @@ tc_pool_main(void *p)
 		pthread_mutex_unlock(&tc_pool.mu);
 		fn(arg, tid, n);
 		pthread_mutex_lock(&tc_pool.mu);
-		if (__atomic_sub_fetch(&tc_pool.pending, 1, __ATOMIC_RELEASE) == 0)
+		if (--tc_pool.pending == 0)
 			pthread_cond_signal(&tc_pool.done);
 	}
 	return NULL;
@@ -270,14 +218,13 @@ tc_run_parallel(int nthreads, TcTaskFn fn, void *arg)
 	tc_pool.arg = arg;
 	tc_pool.n = helpers + 1;
 	tc_pool.pending = helpers;
-	__atomic_store_n(&tc_pool.gen, tc_pool.gen + 1, __ATOMIC_RELEASE);
+	tc_pool.gen++;
 	pthread_cond_broadcast(&tc_pool.go);
 	pthread_mutex_unlock(&tc_pool.mu);
 
 	/* with fewer helpers than asked, the shares are re-cut for helpers + 1 */
 	fn(arg, 0, helpers + 1);
 
-	tc_spin_while_int(&tc_pool.pending, 1);
 	pthread_mutex_lock(&tc_pool.mu);
 	while (tc_pool.pending > 0)
 		pthread_cond_wait(&tc_pool.done, &tc_pool.mu);

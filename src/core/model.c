@@ -25,7 +25,9 @@
  *
  * Fast paths (kernels.h): tc_model_batch packs Wh once per batch into the
  * activation block and runs the LSTM through tc_lstm_forward_fast /
- * backward_fast on tc_kernels_threads() threads; tc_model_infer uses the
+ * backward_fast on tc_kernels_threads() threads, which also share the
+ * zeroing and scatter of the embedding gradient (by ranges of token ids,
+ * so the bits do not depend on the thread count); tc_model_infer uses the
  * AVX2 step kernel when the inference tables exist.  Both fall back to
  * the reference loops without AVX2/FMA or when forced.
  */
