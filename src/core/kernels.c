@@ -635,7 +635,51 @@ fwd_tile1(float *gates, float *c, float *h, const float *cprev,
 				 a0, a1, a2, a3, n, H);
 }
 
-/* Forward step of R rows: blocks outer (panel block stays in L1), rows inner. */
+/*
+ * fwd_tile1 over two consecutive 8-unit blocks (panel blocks pb and
+ * pb + H * 32, units u0 .. u0 + 15; H - u0 > 8): eight independent FMA
+ * chains instead of four, which a lone row needs to keep the FMA units
+ * busy (four chains wait on the FMA latency).  Each output keeps the
+ * accumulation order of fwd_tile1, so the results are the same bits.
+ */
+static TC_AVX2 void
+fwd_tile1x2(float *gates, float *c, float *h, const float *cprev,
+			const float *hprev, const float *pb, int u0, int H)
+{
+	const float *pb2 = pb + (size_t) H * 32;
+	int			n2 = H - u0 - 8 < 8 ? H - u0 - 8 : 8;
+	__m256		a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+	__m256		b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+
+	if (hprev != NULL)
+	{
+		for (int k = 0; k < H; k++)
+		{
+			__m256		x = _mm256_broadcast_ss(hprev + k);
+			const float *w = pb + (size_t) k * 32;
+			const float *v = pb2 + (size_t) k * 32;
+
+			a0 = _mm256_fmadd_ps(x, _mm256_load_ps(w), a0);
+			a1 = _mm256_fmadd_ps(x, _mm256_load_ps(w + 8), a1);
+			a2 = _mm256_fmadd_ps(x, _mm256_load_ps(w + 16), a2);
+			a3 = _mm256_fmadd_ps(x, _mm256_load_ps(w + 24), a3);
+			b0 = _mm256_fmadd_ps(x, _mm256_load_ps(v), b0);
+			b1 = _mm256_fmadd_ps(x, _mm256_load_ps(v + 8), b1);
+			b2 = _mm256_fmadd_ps(x, _mm256_load_ps(v + 16), b2);
+			b3 = _mm256_fmadd_ps(x, _mm256_load_ps(v + 24), b3);
+		}
+	}
+	fwd_epilogue(gates + u0, c + u0, h + u0, cprev ? cprev + u0 : NULL,
+				 a0, a1, a2, a3, 8, H);
+	fwd_epilogue(gates + u0 + 8, c + u0 + 8, h + u0 + 8,
+				 cprev ? cprev + u0 + 8 : NULL, b0, b1, b2, b3, n2, H);
+}
+
+/*
+ * Forward step of R rows: blocks outer (panel block stays in L1), rows
+ * inner, in tiles of 3 rows.  A remainder of 2 rows takes fwd_tile2 per
+ * block; a remainder of 1 row takes fwd_tile1x2 per pair of blocks.
+ */
 static TC_AVX2 void
 tc_lstm_fwd_rows_avx2(float *gates, float *c, float *h, const float *cprev,
 					  const float *hprev, int R, const float *packed, int H)
@@ -643,29 +687,38 @@ tc_lstm_fwd_rows_avx2(float *gates, float *c, float *h, const float *cprev,
 	const float *panel = tc_align32(packed);
 	int			G = 4 * H;
 	int			nub = (H + 7) / 8;
+	int			R3 = R - R % 3;
 
 	for (int ub = 0; ub < nub; ub++)
 	{
 		const float *pb = panel + (size_t) ub * H * 32;
 		int			u0 = ub * 8;
-		int			r = 0;
+		int			r = R3;
 
-		/* tiles of 3 rows; a remainder of 1 or 2 rows takes one tile */
-		for (; r + 3 <= R; r += 3)
-			fwd_tile3(gates + (size_t) r * G, c + (size_t) r * H,
-					  h + (size_t) r * H,
-					  cprev ? cprev + (size_t) r * H : NULL,
-					  hprev ? hprev + (size_t) r * H : NULL, pb, u0, H);
+		for (int t = 0; t < R3; t += 3)
+			fwd_tile3(gates + (size_t) t * G, c + (size_t) t * H,
+					  h + (size_t) t * H,
+					  cprev ? cprev + (size_t) t * H : NULL,
+					  hprev ? hprev + (size_t) t * H : NULL, pb, u0, H);
 		if (R - r == 2)
 			fwd_tile2(gates + (size_t) r * G, c + (size_t) r * H,
 					  h + (size_t) r * H,
 					  cprev ? cprev + (size_t) r * H : NULL,
 					  hprev ? hprev + (size_t) r * H : NULL, pb, u0, H);
 		else if (R - r == 1)
-			fwd_tile1(gates + (size_t) r * G, c + (size_t) r * H,
-					  h + (size_t) r * H,
-					  cprev ? cprev + (size_t) r * H : NULL,
-					  hprev ? hprev + (size_t) r * H : NULL, pb, u0, H);
+		{
+			/* the lone row covers this block and the next one */
+			if (ub + 1 < nub && (ub & 1) == 0)
+				fwd_tile1x2(gates + (size_t) r * G, c + (size_t) r * H,
+							h + (size_t) r * H,
+							cprev ? cprev + (size_t) r * H : NULL,
+							hprev ? hprev + (size_t) r * H : NULL, pb, u0, H);
+			else if ((ub & 1) == 0)
+				fwd_tile1(gates + (size_t) r * G, c + (size_t) r * H,
+						  h + (size_t) r * H,
+						  cprev ? cprev + (size_t) r * H : NULL,
+						  hprev ? hprev + (size_t) r * H : NULL, pb, u0, H);
+		}
 	}
 }
 
@@ -780,7 +833,42 @@ bwd_tile1(float *dh, const float *dz, const float *pb, int u0, int H)
 	bwd_store(dh, a0, a1, a2, a3, u0, H);
 }
 
-/* Backward step of R rows: elementwise, then (carry) dh = dz Wh^T. */
+/*
+ * bwd_tile1 over two consecutive 32-unit blocks (panel blocks pb and
+ * pb + G * 32, units u0 .. u0 + 63; H - u0 > 32): eight FMA chains, the
+ * same accumulation order per output as bwd_tile1 (see fwd_tile1x2).
+ */
+static TC_AVX2 void
+bwd_tile1x2(float *dh, const float *dz, const float *pb, int u0, int H)
+{
+	int			G = 4 * H;
+	const float *pb2 = pb + (size_t) G * 32;
+	__m256		a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+	__m256		b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+
+	for (int g = 0; g < G; g++)
+	{
+		__m256		x = _mm256_broadcast_ss(dz + g);
+		const float *w = pb + (size_t) g * 32;
+		const float *v = pb2 + (size_t) g * 32;
+
+		a0 = _mm256_fmadd_ps(x, _mm256_load_ps(w), a0);
+		a1 = _mm256_fmadd_ps(x, _mm256_load_ps(w + 8), a1);
+		a2 = _mm256_fmadd_ps(x, _mm256_load_ps(w + 16), a2);
+		a3 = _mm256_fmadd_ps(x, _mm256_load_ps(w + 24), a3);
+		b0 = _mm256_fmadd_ps(x, _mm256_load_ps(v), b0);
+		b1 = _mm256_fmadd_ps(x, _mm256_load_ps(v + 8), b1);
+		b2 = _mm256_fmadd_ps(x, _mm256_load_ps(v + 16), b2);
+		b3 = _mm256_fmadd_ps(x, _mm256_load_ps(v + 24), b3);
+	}
+	bwd_store(dh, a0, a1, a2, a3, u0, H);
+	bwd_store(dh, b0, b1, b2, b3, u0 + 32, H);
+}
+
+/*
+ * Backward step of R rows: elementwise, then (carry) dh = dz Wh^T in
+ * tiles of 3 rows; remainders as in tc_lstm_fwd_rows_avx2.
+ */
 static TC_AVX2 void
 tc_lstm_bwd_rows_avx2(float *dz, float *dh, float *dc, const float *gates,
 					  const float *c, const float *cprev, int R,
@@ -806,8 +894,16 @@ tc_lstm_bwd_rows_avx2(float *dz, float *dh, float *dc, const float *gates,
 			bwd_tile3(dh + (size_t) r * H, dz + (size_t) r * G, pb, hb * 32, H);
 		if (R - r == 2)
 			bwd_tile2(dh + (size_t) r * H, dz + (size_t) r * G, pb, hb * 32, H);
-		else if (R - r == 1)
-			bwd_tile1(dh + (size_t) r * H, dz + (size_t) r * G, pb, hb * 32, H);
+		else if (R - r == 1 && (hb & 1) == 0)
+		{
+			/* the lone row covers this block and the next one */
+			if (hb + 1 < nhb)
+				bwd_tile1x2(dh + (size_t) r * H, dz + (size_t) r * G, pb,
+							hb * 32, H);
+			else
+				bwd_tile1(dh + (size_t) r * H, dz + (size_t) r * G, pb,
+						  hb * 32, H);
+		}
 	}
 }
 
