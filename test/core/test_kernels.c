@@ -300,6 +300,11 @@ test_lstm(TcRng *r)
 		random_lens(r, lens, B, 1 + (int) tc_rng_below(r, 12));
 		test_lstm_shape(r, B, lens, E, Hs[i]);
 	}
+	/* the reference size with a full batch of unequal lengths (units cut across threads) */
+	random_lens(r, lens, 32, 24);
+	test_lstm_shape(r, 32, lens, 16, 128);
+	random_lens(r, lens, 31, 24);
+	test_lstm_shape(r, 31, lens, 16, 96);
 }
 
 /* The split product against tc_sgemm, every transpose, 1 to 3 threads. */
