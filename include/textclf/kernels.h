@@ -61,16 +61,6 @@ typedef void (*TcTaskFn) (void *arg, int tid, int nthreads);
 void		tc_run_parallel(int nthreads, TcTaskFn fn, void *arg);
 
 /*
- * Wait until all n threads of the running tc_run_parallel job have called
- * it (from inside a task; n is the task's nthreads, every thread must
- * call it the same number of times).  Memory written before the barrier
- * is visible to every thread after it.  n <= 1 returns at once.  Returns
- * true when this thread waited long enough to yield its CPU (a partner
- * thread was slow or not running: the machine is busy).
- */
-bool		tc_parallel_barrier(int n);
-
-/*
  * tc_sgemm (blas.c) split across `threads` of the core's threads, by
  * columns of C (or rows when M > N); the slices run single-threaded
  * products concurrently.
@@ -144,25 +134,6 @@ void		tc_lstm_bwd_rows(float *dz, float *dh, float *dc,
 							 const float *gates, const float *c,
 							 const float *cprev, int R, const float *packed,
 							 int H, bool carry);
-
-/*
- * The same steps cut by units, for threads that share the rows of a step
- * (the results are the bits of the whole-step functions above):
- * tc_lstm_fwd_rows_part computes only the 8-unit blocks [ub0, ub1) (units
- * 8 ub0 .. 8 ub1 - 1; ub0 even) of gates, c and h; tc_lstm_bwd_elem is the
- * elementwise half of tc_lstm_bwd_rows (dz from dh and dc; dc = dc * f),
- * tc_lstm_bwd_carry its product dh = dz Wh^T for the 32-unit blocks
- * [hb0, hb1) (hb0 even).
- */
-void		tc_lstm_fwd_rows_part(float *gates, float *c, float *h,
-								  const float *cprev, const float *hprev,
-								  int R, const float *packed, int H,
-								  int ub0, int ub1);
-void		tc_lstm_bwd_elem(float *dz, const float *dh, float *dc,
-							 const float *gates, const float *c,
-							 const float *cprev, int R, int H);
-void		tc_lstm_bwd_carry(float *dh, const float *dz, int R,
-							  const float *packed, int H, int hb0, int hb1);
 
 /* ---- LSTM, one row at a time (inference, kernels.c) ---- */
 

@@ -34,9 +34,7 @@
  */
 #include <math.h>
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <string.h>
 
 #include "textclf/kernels.h"
@@ -231,46 +229,6 @@ tc_run_parallel(int nthreads, TcTaskFn fn, void *arg)
 	while (tc_pool.pending > 0)
 		pthread_cond_wait(&tc_pool.done, &tc_pool.mu);
 	pthread_mutex_unlock(&tc_pool.mu);
-}
-
-/*
- * The barrier of tc_parallel_barrier: a count of arrivals and a generation
- * number that the last arrival advances (only one job runs at a time, so
- * one barrier serves every job).  Waiters spin briefly, then yield the CPU
- * between checks, so a descheduled partner costs a time slice, not a
- * busy core.
- */
-#define TC_BARRIER_SPINS 4096	/* pauses (some 50-200 us) before yielding */
-static atomic_int tc_bar_count;
-static atomic_uint tc_bar_gen;
-
-bool
-tc_parallel_barrier(int n)
-{
-	unsigned	gen;
-	int			spins = 0;
-
-	if (n <= 1)
-		return false;
-	gen = atomic_load_explicit(&tc_bar_gen, memory_order_acquire);
-	if (atomic_fetch_add_explicit(&tc_bar_count, 1, memory_order_acq_rel) == n - 1)
-	{
-		atomic_store_explicit(&tc_bar_count, 0, memory_order_relaxed);
-		atomic_fetch_add_explicit(&tc_bar_gen, 1, memory_order_acq_rel);
-		return false;
-	}
-	while (atomic_load_explicit(&tc_bar_gen, memory_order_acquire) == gen)
-	{
-		if (++spins < TC_BARRIER_SPINS)
-		{
-#if TC_HAVE_X86
-			_mm_pause();
-#endif
-		}
-		else
-			sched_yield();
-	}
-	return spins >= TC_BARRIER_SPINS;
 }
 
 /* ---------------------------------------------------------------------
@@ -718,21 +676,20 @@ fwd_tile1x2(float *gates, float *c, float *h, const float *cprev,
 }
 
 /*
- * Forward step of R rows for the 8-unit blocks [ub0, ub1) (ub0 even):
- * blocks outer (panel block stays in L1), rows inner, in tiles of 3 rows.
- * A remainder of 2 rows takes fwd_tile2 per block; a remainder of 1 row
- * takes fwd_tile1x2 per pair of blocks.
+ * Forward step of R rows: blocks outer (panel block stays in L1), rows
+ * inner, in tiles of 3 rows.  A remainder of 2 rows takes fwd_tile2 per
+ * block; a remainder of 1 row takes fwd_tile1x2 per pair of blocks.
  */
 static TC_AVX2 void
 tc_lstm_fwd_rows_avx2(float *gates, float *c, float *h, const float *cprev,
-					  const float *hprev, int R, const float *packed, int H,
-					  int ub0, int ub1)
+					  const float *hprev, int R, const float *packed, int H)
 {
 	const float *panel = tc_align32(packed);
 	int			G = 4 * H;
+	int			nub = (H + 7) / 8;
 	int			R3 = R - R % 3;
 
-	for (int ub = ub0; ub < ub1; ub++)
+	for (int ub = 0; ub < nub; ub++)
 	{
 		const float *pb = panel + (size_t) ub * H * 32;
 		int			u0 = ub * 8;
@@ -751,7 +708,7 @@ tc_lstm_fwd_rows_avx2(float *gates, float *c, float *h, const float *cprev,
 		else if (R - r == 1)
 		{
 			/* the lone row covers this block and the next one */
-			if (ub + 1 < ub1 && (ub & 1) == 0)
+			if (ub + 1 < nub && (ub & 1) == 0)
 				fwd_tile1x2(gates + (size_t) r * G, c + (size_t) r * H,
 							h + (size_t) r * H,
 							cprev ? cprev + (size_t) r * H : NULL,
@@ -913,28 +870,22 @@ bwd_tile1x2(float *dh, const float *dz, const float *pb, int u0, int H)
  * tiles of 3 rows; remainders as in tc_lstm_fwd_rows_avx2.
  */
 static TC_AVX2 void
-tc_lstm_bwd_elem_avx2(float *dz, const float *dh, float *dc,
-					  const float *gates, const float *c, const float *cprev,
-					  int R, int H)
+tc_lstm_bwd_rows_avx2(float *dz, float *dh, float *dc, const float *gates,
+					  const float *c, const float *cprev, int R,
+					  const float *packed, int H, bool carry)
 {
 	int			G = 4 * H;
+	int			nhb = (H + 31) / 32;
+	const float *bp = tc_align32(packed) + (size_t) ((H + 7) / 8) * H * 32;
 
 	for (int r = 0; r < R; r++)
 		bwd_elem_row(dz + (size_t) r * G, dh + (size_t) r * H,
 					 dc + (size_t) r * H, gates + (size_t) r * G,
 					 c + (size_t) r * H,
 					 cprev ? cprev + (size_t) r * H : NULL, H);
-}
-
-/* dh (R,H) = dz (R,G) Wh^T for the 32-unit blocks [hb0, hb1) (hb0 even). */
-static TC_AVX2 void
-tc_lstm_bwd_carry_avx2(float *dh, const float *dz, int R, const float *packed,
-					   int H, int hb0, int hb1)
-{
-	int			G = 4 * H;
-	const float *bp = tc_align32(packed) + (size_t) ((H + 7) / 8) * H * 32;
-
-	for (int hb = hb0; hb < hb1; hb++)
+	if (!carry)
+		return;
+	for (int hb = 0; hb < nhb; hb++)
 	{
 		const float *pb = bp + (size_t) hb * G * 32;
 		int			r = 0;
@@ -946,7 +897,7 @@ tc_lstm_bwd_carry_avx2(float *dh, const float *dz, int R, const float *packed,
 		else if (R - r == 1 && (hb & 1) == 0)
 		{
 			/* the lone row covers this block and the next one */
-			if (hb + 1 < hb1)
+			if (hb + 1 < nhb)
 				bwd_tile1x2(dh + (size_t) r * H, dz + (size_t) r * G, pb,
 							hb * 32, H);
 			else
@@ -1087,8 +1038,7 @@ tc_lstm_fwd_rows(float *gates, float *c, float *h, const float *cprev,
 				 const float *hprev, int R, const float *packed, int H)
 {
 #if TC_HAVE_X86
-	tc_lstm_fwd_rows_avx2(gates, c, h, cprev, hprev, R, packed, H, 0,
-						  (H + 7) / 8);
+	tc_lstm_fwd_rows_avx2(gates, c, h, cprev, hprev, R, packed, H);
 #else
 	(void) gates, (void) c, (void) h, (void) cprev, (void) hprev;
 	(void) R, (void) packed, (void) H;
@@ -1102,52 +1052,10 @@ tc_lstm_bwd_rows(float *dz, float *dh, float *dc, const float *gates,
 				 const float *packed, int H, bool carry)
 {
 #if TC_HAVE_X86
-	tc_lstm_bwd_elem_avx2(dz, dh, dc, gates, c, cprev, R, H);
-	if (carry)
-		tc_lstm_bwd_carry_avx2(dh, dz, R, packed, H, 0, (H + 31) / 32);
+	tc_lstm_bwd_rows_avx2(dz, dh, dc, gates, c, cprev, R, packed, H, carry);
 #else
 	(void) dz, (void) dh, (void) dc, (void) gates, (void) c, (void) cprev;
 	(void) R, (void) packed, (void) H, (void) carry;
-#endif
-}
-
-/* Forward step of R rows, some unit blocks (fast path only; see kernels.h). */
-void
-tc_lstm_fwd_rows_part(float *gates, float *c, float *h, const float *cprev,
-					  const float *hprev, int R, const float *packed, int H,
-					  int ub0, int ub1)
-{
-#if TC_HAVE_X86
-	tc_lstm_fwd_rows_avx2(gates, c, h, cprev, hprev, R, packed, H, ub0, ub1);
-#else
-	(void) gates, (void) c, (void) h, (void) cprev, (void) hprev;
-	(void) R, (void) packed, (void) H, (void) ub0, (void) ub1;
-#endif
-}
-
-/* Elementwise backward of R rows (fast path only; see kernels.h). */
-void
-tc_lstm_bwd_elem(float *dz, const float *dh, float *dc, const float *gates,
-				 const float *c, const float *cprev, int R, int H)
-{
-#if TC_HAVE_X86
-	tc_lstm_bwd_elem_avx2(dz, dh, dc, gates, c, cprev, R, H);
-#else
-	(void) dz, (void) dh, (void) dc, (void) gates, (void) c, (void) cprev;
-	(void) R, (void) H;
-#endif
-}
-
-/* dh = dz Wh^T for some unit blocks (fast path only; see kernels.h). */
-void
-tc_lstm_bwd_carry(float *dh, const float *dz, int R, const float *packed,
-				  int H, int hb0, int hb1)
-{
-#if TC_HAVE_X86
-	tc_lstm_bwd_carry_avx2(dh, dz, R, packed, H, hb0, hb1);
-#else
-	(void) dh, (void) dz, (void) R, (void) packed, (void) H, (void) hb0;
-	(void) hb1;
 #endif
 }
 

@@ -297,7 +297,6 @@ typedef struct LstmTask
 	float	   *dc;				/* (B,H) backward only */
 	float	   *hprev;			/* (N,H) backward only: h(t-1) of every row */
 	/* parameter-gradient task */
-	int			slow_waits[64];	/* per thread: barriers that had to yield */
 	const float *x;				/* (N,E) */
 	const float *Wx;			/* (E,G) */
 	const float *b;				/* (G) forward only */
@@ -396,143 +395,6 @@ lstm_backward_task(void *arg, int tid, int n)
 	}
 }
 
-/*
- * The recurrence cut by units instead of sequences: at every step each
- * thread computes its share of the hidden units for all the rows of the
- * step, and the threads meet at a barrier before the next step (which
- * needs every unit of h).  Each thread then reads only its slice of the
- * packed Wh, which stays in its own core's cache, the tiles see all the
- * rows of a step, and sequences of unequal length cost no imbalance.  The
- * results are the bits of the one-thread path (each output keeps its
- * accumulation order).  Units are dealt in pairs of blocks (8 units in the
- * forward step, 32 in the backward one) so that a lone row keeps the
- * wide tile.
- */
-static void
-lstm_block_range(int nblocks, int tid, int n, int *b0, int *b1)
-{
-	int			pairs = (nblocks + 1) / 2;
-
-	*b0 = 2 * (int) ((long long) pairs * tid / n);
-	*b1 = 2 * (int) ((long long) pairs * (tid + 1) / n);
-	if (*b1 > nblocks)
-		*b1 = nblocks;
-	if (*b0 > nblocks)
-		*b0 = nblocks;
-}
-
-/* Forward recurrence, this thread's units of every step. */
-static void
-lstm_forward_units_task(void *arg, int tid, int n)
-{
-	LstmTask   *a = arg;
-	const TcPack *p = a->p;
-	int			H = a->H;
-	int			G = 4 * H;
-	int			ub0;
-	int			ub1;
-
-	lstm_block_range((H + 7) / 8, tid, n, &ub0, &ub1);
-	for (int t = 0; t < p->T; t++)
-	{
-		size_t		row = (size_t) p->off[t];
-		size_t		prow = (t > 0) ? (size_t) p->off[t - 1] : 0;
-
-		if (ub1 > ub0)
-			tc_lstm_fwd_rows_part(a->gates + row * G, a->cs + row * H,
-								  a->hs + row * H,
-								  t > 0 ? a->cs + prow * H : NULL,
-								  t > 0 ? a->hs + prow * H : NULL,
-								  p->bs[t], a->packed, H, ub0, ub1);
-		if (tc_parallel_barrier(n))
-			a->slow_waits[tid]++;
-	}
-}
-
-/*
- * Backward recurrence, cut like lstm_forward_units_task: the elementwise
- * half of a step by rows, then (barrier) the product dh = dz Wh^T by
- * units, then (barrier) the next step.
- */
-static void
-lstm_backward_units_task(void *arg, int tid, int n)
-{
-	LstmTask   *a = arg;
-	const TcPack *p = a->p;
-	int			H = a->H;
-	int			G = 4 * H;
-	int			hb0;
-	int			hb1;
-
-	lstm_block_range((H + 31) / 32, tid, n, &hb0, &hb1);
-	for (int t = p->T - 1; t >= 0; t--)
-	{
-		int			R = p->bs[t];
-		int			bnext = (t + 1 < p->T) ? p->bs[t + 1] : 0;
-		int			lo = (int) ((long long) R * tid / n);
-		int			hi = (int) ((long long) R * (tid + 1) / n);
-		size_t		row = (size_t) p->off[t];
-
-		/* sequences whose last step is t join here with their dhlast */
-		for (int s = (bnext > lo ? bnext : lo); s < hi; s++)
-		{
-			memcpy(a->dh + (size_t) s * H, a->dhlast + (size_t) s * H,
-				   sizeof(float) * (size_t) H);
-			memset(a->dc + (size_t) s * H, 0, sizeof(float) * (size_t) H);
-		}
-		if (hi > lo)
-		{
-			/* h(t-1) of these rows, for dWh = hprev^T dG */
-			if (t > 0)
-				memcpy(a->hprev + (row + lo) * H,
-					   a->hs + ((size_t) p->off[t - 1] + lo) * H,
-					   sizeof(float) * (size_t) (hi - lo) * H);
-			tc_lstm_bwd_elem(a->dG + (row + lo) * G, a->dh + (size_t) lo * H,
-							 a->dc + (size_t) lo * H, a->gates + (row + lo) * G,
-							 a->cs + (row + lo) * H,
-							 t > 0 ? a->cs + ((size_t) p->off[t - 1] + lo) * H : NULL,
-							 hi - lo, H);
-		}
-		if (t == 0)
-			break;				/* nothing carries back from step 0 */
-		if (tc_parallel_barrier(n))
-			a->slow_waits[tid]++;
-		if (hb1 > hb0)
-			tc_lstm_bwd_carry(a->dh, a->dG + row * G, R, a->packed, H, hb0, hb1);
-		if (tc_parallel_barrier(n))
-			a->slow_waits[tid]++;
-	}
-}
-
-/*
- * Which cut a batch uses.  The units cut meets at a barrier at every step,
- * so on a busy machine, where a partner thread waits for a CPU, each step
- * can cost a time slice; the sequence cut meets once per pass.  So when a
- * pass of the units cut had to yield at one barrier in eight or more, the
- * next LSTM_UNITS_BACKOFF batches take the sequence cut, and then the
- * units cut is tried again.  Both cuts give the same bits.
- */
-#define LSTM_UNITS_BACKOFF 32
-static int	lstm_units_backoff;	/* batches left on the sequence cut */
-
-static bool
-lstm_units_cut(int threads, int H, int min_h)
-{
-	return threads > 1 && H >= min_h && lstm_units_backoff == 0;
-}
-
-/* After a units-cut pass of `steps` barriers per thread: busy machine? */
-static void
-lstm_units_account(const LstmTask *t, int threads, int steps)
-{
-	long		slow = 0;
-
-	for (int i = 0; i < threads && i < 64; i++)
-		slow += t->slow_waits[i];
-	if (slow * 8 >= (long) steps * threads && steps > 0)
-		lstm_units_backoff = LSTM_UNITS_BACKOFF;
-}
-
 /* Rows [lo, hi) of thread tid of n, out of total, in multiples of 16. */
 static void
 lstm_slice(int total, int tid, int n, int *lo, int *hi)
@@ -628,15 +490,7 @@ tc_lstm_forward_fast(float *hlast, float *gates, float *cs, float *hs,
 	task.Wx = Wx;
 	task.b = b;
 	tc_run_parallel(threads, lstm_projection_task, &task);
-	if (lstm_units_backoff > 0)
-		lstm_units_backoff--;
-	if (lstm_units_cut(threads, H, 32))
-	{
-		tc_run_parallel(threads, lstm_forward_units_task, &task);
-		lstm_units_account(&task, threads, p->T);
-	}
-	else
-		tc_run_parallel(p->B < threads ? p->B : threads, lstm_forward_task, &task);
+	tc_run_parallel(p->B < threads ? p->B : threads, lstm_forward_task, &task);
 	lstm_gather_hlast(hlast, hs, p, H);
 }
 
@@ -678,12 +532,6 @@ tc_lstm_backward_fast(float *dx, float *dWx, float *dWh, float *db,
 	task.dWx = dWx;
 	task.dWh = dWh;
 	task.db = db;
-	if (lstm_units_cut(threads, H, 64))
-	{
-		tc_run_parallel(threads, lstm_backward_units_task, &task);
-		lstm_units_account(&task, threads, 2 * (p->T - 1));
-	}
-	else
-		tc_run_parallel(p->B < threads ? p->B : threads, lstm_backward_task, &task);
+	tc_run_parallel(p->B < threads ? p->B : threads, lstm_backward_task, &task);
 	tc_run_parallel(threads, lstm_param_task, &task);
 }
