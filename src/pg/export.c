@@ -255,50 +255,20 @@ ReadVersion(const char *name, int32 *version, const TcAllocator *a)
 	TcModel    *m;
 	TcError		err;
 	TcStatus	st;
+	uint64		id;
 
+	TcRegistryBegin(&save);
+	*version = TcResolveVersion(name, *version, &id, "Name the version to export.");
 	values[0] = CStringGetTextDatum(name);
 	values[1] = Int32GetDatum(*version);
-	TcRegistryBegin(&save);
-	ret = SPI_execute_with_args("SELECT m.version, m.model FROM textclf.models m "
+	ret = SPI_execute_with_args("SELECT m.model FROM textclf.models m "
 								"WHERE m.model_name OPERATOR(pg_catalog.=) $1 "
-								"AND m.version OPERATOR(pg_catalog.=) "
-								"CASE WHEN $2 OPERATOR(pg_catalog.>) 0 THEN $2 "
-								"ELSE (SELECT d.version FROM textclf.deployments d "
-								"      WHERE d.model_name OPERATOR(pg_catalog.=) $1 "
-								"      AND NOT d.rolled_back "
-								"      ORDER BY d.id DESC LIMIT 1) END",
+								"AND m.version OPERATOR(pg_catalog.=) $2",
 								2, types, values, NULL, true, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not read the textclf registry: %s",
-			 SPI_result_code_string(ret));
-	if (SPI_processed == 0)
-	{
-		bool		exists;
-
-		ret = SPI_execute_with_args("SELECT 1 FROM textclf.models m "
-									"WHERE m.model_name OPERATOR(pg_catalog.=) $1",
-									1, types, values, NULL, true, 1);
-		exists = (ret == SPI_OK_SELECT && SPI_processed > 0);
-		TcRegistryEnd(&save);
-		if (!exists)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("model \"%s\" does not exist", name),
-					 errhint("See list_models().")));
-		if (*version > 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("version %d of model \"%s\" does not exist",
-							*version, name)));
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("model \"%s\" has no deployed version", name),
-				 errhint("Name the version to export.")));
-	}
-	*version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
-										   SPI_tuptable->tupdesc, 1, &isnull));
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "model \"%s\" version %d vanished", name, *version);
 	c = DatumGetClassifierP(SPI_getbinval(SPI_tuptable->vals[0],
-										  SPI_tuptable->tupdesc, 2, &isnull));
+										  SPI_tuptable->tupdesc, 1, &isnull));
 	TcRegistryEnd(&save);
 	st = tc_model_deserialize(a, c->data, ClassifierSize(c), &m, &err);
 	TcCheck(st, &err);

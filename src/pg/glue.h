@@ -101,5 +101,13 @@ extern void TcProgressEnd(void);
 extern void TcCheckModelName(const char *name);
 extern int32 TcBeginNewVersion(const char *name, TcRegistryUser *save);
 extern Datum TcLabelsArray(char **labels, int nlabels);
+/*
+ * registry.c: the version a model name resolves to (the version given when
+ * > 0, else the deployed one) and its content id; raises 42704 when there
+ * is none, with no_deployed_hint as the hint of "has no deployed version".
+ * Call between TcRegistryBegin and TcRegistryEnd, inside SPI.
+ */
+extern int32 TcResolveVersion(const char *name, int32 version,
+							  uint64 *content_id, const char *no_deployed_hint);
 
 #endif							/* TEXTCLF_GLUE_H */

@@ -122,49 +122,9 @@ ResolveModel(text *arg, uint64 *content_id)
 	/* owner, grantee or superuser; a missing model is reported below */
 	TcCheckModelUse(name);
 	TcRegistryBegin(&save);
-	ret = SPI_execute_with_args(
-								"SELECT m.content_id, m.version "
-								"FROM textclf.models m "
-								"WHERE m.model_name OPERATOR(pg_catalog.=) $1 "
-								"AND m.version OPERATOR(pg_catalog.=) "
-								"CASE WHEN $2 OPERATOR(pg_catalog.>) 0 THEN $2 "
-								"ELSE (SELECT d.version FROM textclf.deployments d "
-								"      WHERE d.model_name OPERATOR(pg_catalog.=) $1 "
-								"      AND NOT d.rolled_back "
-								"      ORDER BY d.id DESC LIMIT 1) END",
-								2, argtypes, values, NULL, true, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not read the textclf registry: %s",
-			 SPI_result_code_string(ret));
-	if (SPI_processed == 0)
-	{
-		bool		exists;
-
-		ret = SPI_execute_with_args("SELECT 1 FROM textclf.models m "
-									"WHERE m.model_name OPERATOR(pg_catalog.=) $1",
-									1, argtypes, values, NULL, true, 1);
-		exists = (ret == SPI_OK_SELECT && SPI_processed > 0);
-		if (!exists)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("model \"%s\" does not exist", name),
-					 errhint("Train it with train_classifier(), or see list_models().")));
-		if (version > 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("version %d of model \"%s\" does not exist",
-							version, name)));
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("model \"%s\" has no deployed version", name),
-				 errhint("Train it again, or pin a version as '%s@N'.",
-						 name)));
-	}
-	id = (uint64) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-											  SPI_tuptable->tupdesc, 1,
-											  &isnull));
-	version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
-										  SPI_tuptable->tupdesc, 2, &isnull));
+	version = TcResolveVersion(name, version, &id,
+							   psprintf("Train it again, or pin a version as '%s@N'.",
+										name));
 	cm = TcCacheLookup(id);
 	if (cm == NULL)
 	{

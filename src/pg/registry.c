@@ -467,3 +467,59 @@ TcLabelsArray(char **labels, int nlabels)
 	return PointerGetDatum(construct_array(d, nlabels, TEXTOID, -1, false,
 										   TYPALIGN_INT));
 }
+
+/*
+ * The version that name resolves to: version itself when > 0, else the one
+ * deployed (the newest deployment that was not rolled back).  Sets
+ * *content_id.  The three ways to find nothing get their own message.
+ */
+int32
+TcResolveVersion(const char *name, int32 version, uint64 *content_id,
+				 const char *no_deployed_hint)
+{
+	Oid			types[2] = {TEXTOID, INT4OID};
+	Datum		values[2];
+	bool		isnull;
+	int			ret;
+
+	values[0] = CStringGetTextDatum(name);
+	values[1] = Int32GetDatum(version);
+	ret = SPI_execute_with_args("SELECT m.content_id, m.version "
+								"FROM textclf.models m "
+								"WHERE m.model_name OPERATOR(pg_catalog.=) $1 "
+								"AND m.version OPERATOR(pg_catalog.=) "
+								"CASE WHEN $2 OPERATOR(pg_catalog.>) 0 THEN $2 "
+								"ELSE (SELECT d.version FROM textclf.deployments d "
+								"      WHERE d.model_name OPERATOR(pg_catalog.=) $1 "
+								"      AND NOT d.rolled_back "
+								"      ORDER BY d.id DESC LIMIT 1) END",
+								2, types, values, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read the textclf registry: %s",
+			 SPI_result_code_string(ret));
+	if (SPI_processed == 0)
+	{
+		ret = SPI_execute_with_args("SELECT 1 FROM textclf.models m "
+									"WHERE m.model_name OPERATOR(pg_catalog.=) $1",
+									1, types, values, NULL, true, 1);
+		if (ret != SPI_OK_SELECT || SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("model \"%s\" does not exist", name),
+					 errhint("Train it with train_classifier(), or see list_models().")));
+		if (version > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("version %d of model \"%s\" does not exist",
+							version, name)));
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" has no deployed version", name),
+				 errhint("%s", no_deployed_hint)));
+	}
+	*content_id = (uint64) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+													   SPI_tuptable->tupdesc,
+													   1, &isnull));
+	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 2, &isnull));
+}
