@@ -453,7 +453,7 @@ def fetch_token_ids(env, db, table, model):
     """[label, [token, ...]] of a table's rows in rid order, from tokenize()."""
     out = psql(env, "SELECT json_build_array(label, tokenize(%s, text)) FROM %s "
                "ORDER BY rid;\n" % (sql_literal(model), table), db)
-    return [json.loads(line) for line in out.splitlines() if line]
+    return [json.loads(line) for line in out.split("\n") if line]
 
 
 # ---------------------------------------------------------------------------
