@@ -146,7 +146,10 @@ class Pg:
         it) is retried after a pause; any other error raises."""
         cmd = ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
                "-d", db or self.dbname]
-        script = "SET client_min_messages = warning;\n" + script
+        # no synchronized scans: train_classifier must read a table from its
+        # first block, in the order textclf_tokens() fetches it
+        script = ("SET client_min_messages = warning;\n"
+                  "SET synchronize_seqscans = off;\n" + script)
         for attempt in range(retries + 1):
             p = subprocess.run(cmd, input=script, env=self.env, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -223,9 +226,12 @@ def textclf_evaluate(pg, model, table):
 
 
 def textclf_tokens(pg, model, table):
-    """[(label, [token, ...]), ...] in rid order, tokens from tokenize()."""
+    """[(label, [token, ...]), ...] in the order train_classifier reads the
+    table (its sequential scan: physical order, ctid), tokens from
+    tokenize().  Not rid order: COPY fills free space left in earlier pages,
+    so later rows can sit before earlier ones."""
     rows = pg.json_rows("SELECT json_build_array(label, tokenize(%s, text)) "
-                        "FROM %s ORDER BY rid" % (sql_literal(model), table))
+                        "FROM %s ORDER BY ctid" % (sql_literal(model), table))
     return [(r[0], r[1] or []) for r in rows]
 
 
