@@ -988,6 +988,13 @@ MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "1073741824",
               "MALLOC_TOP_PAD_": "268435456"}
 
 
+def exit_status(results, partial):
+    """0 when every data set was measured and meets both targets, else 1."""
+    ok = all(summarize(r)["pass_fixed"] and summarize(r)["pass_default"]
+             for r in results.values())
+    return 0 if ok and not partial else 1
+
+
 def run_jobs(args, datasets, seeds):
     """--jobs N: the data sets in N groups, each group a child process of
     this script with its own cluster and JSON file; then one report."""
@@ -1035,10 +1042,7 @@ def run_jobs(args, datasets, seeds):
     log("total %.0f s (%d jobs)" % (time.time() - t0, len(groups)))
     if any(c not in (0, 1) for c in codes):
         return 2
-    fails = [ds for ds in results
-             if not (summarize(results[ds])["pass_fixed"]
-                     and summarize(results[ds])["pass_default"])]
-    return 1 if fails or partial else 0
+    return exit_status(results, partial)
 
 
 def main():
@@ -1120,9 +1124,7 @@ def main():
         if args.docs:
             write_doc(block)
         print(block)
-        return 0 if not partial and all(
-            summarize(r)["pass_fixed"] and summarize(r)["pass_default"]
-            for r in results.values()) else 1
+        return exit_status(results, partial)
     if args.jobs > 1 and len(datasets) > 1:
         return run_jobs(args, datasets, seeds)
 
@@ -1150,10 +1152,7 @@ def main():
             pg.stop()
     print(render(results, args, seeds, False))
     log("total %.0f s" % (time.time() - t0))
-    fails = [ds for ds in results
-             if not (summarize(results[ds])["pass_fixed"]
-                     and summarize(results[ds])["pass_default"])]
-    return 1 if fails else 0
+    return exit_status(results, False)
 
 
 if __name__ == "__main__":

@@ -656,17 +656,15 @@ fwd_tile1x2(float *gates, float *c, float *h, const float *cprev,
 		for (int k = 0; k < H; k++)
 		{
 			__m256		x = _mm256_broadcast_ss(hprev + k);
-			const float *w = pb + (size_t) k * 32;
-			const float *v = pb2 + (size_t) k * 32;
 
-			a0 = _mm256_fmadd_ps(x, _mm256_load_ps(w), a0);
-			a1 = _mm256_fmadd_ps(x, _mm256_load_ps(w + 8), a1);
-			a2 = _mm256_fmadd_ps(x, _mm256_load_ps(w + 16), a2);
-			a3 = _mm256_fmadd_ps(x, _mm256_load_ps(w + 24), a3);
-			b0 = _mm256_fmadd_ps(x, _mm256_load_ps(v), b0);
-			b1 = _mm256_fmadd_ps(x, _mm256_load_ps(v + 8), b1);
-			b2 = _mm256_fmadd_ps(x, _mm256_load_ps(v + 16), b2);
-			b3 = _mm256_fmadd_ps(x, _mm256_load_ps(v + 24), b3);
+			{
+				TC_LOADW(pb, k);
+				TC_FMA4(a, x);
+			}
+			{
+				TC_LOADW(pb2, k);
+				TC_FMA4(b, x);
+			}
 		}
 	}
 	fwd_epilogue(gates + u0, c + u0, h + u0, cprev ? cprev + u0 : NULL,
@@ -849,17 +847,15 @@ bwd_tile1x2(float *dh, const float *dz, const float *pb, int u0, int H)
 	for (int g = 0; g < G; g++)
 	{
 		__m256		x = _mm256_broadcast_ss(dz + g);
-		const float *w = pb + (size_t) g * 32;
-		const float *v = pb2 + (size_t) g * 32;
 
-		a0 = _mm256_fmadd_ps(x, _mm256_load_ps(w), a0);
-		a1 = _mm256_fmadd_ps(x, _mm256_load_ps(w + 8), a1);
-		a2 = _mm256_fmadd_ps(x, _mm256_load_ps(w + 16), a2);
-		a3 = _mm256_fmadd_ps(x, _mm256_load_ps(w + 24), a3);
-		b0 = _mm256_fmadd_ps(x, _mm256_load_ps(v), b0);
-		b1 = _mm256_fmadd_ps(x, _mm256_load_ps(v + 8), b1);
-		b2 = _mm256_fmadd_ps(x, _mm256_load_ps(v + 16), b2);
-		b3 = _mm256_fmadd_ps(x, _mm256_load_ps(v + 24), b3);
+		{
+			TC_LOADW(pb, g);
+			TC_FMA4(a, x);
+		}
+		{
+			TC_LOADW(pb2, g);
+			TC_FMA4(b, x);
+		}
 	}
 	bwd_store(dh, a0, a1, a2, a3, u0, H);
 	bwd_store(dh, b0, b1, b2, b3, u0 + 32, H);

@@ -56,7 +56,6 @@
 
 PG_FUNCTION_INFO_V1(train_classifier);
 
-
 /* Options as given and resolved. */
 typedef struct TrainOptions
 {
@@ -727,7 +726,6 @@ JsonString(const char *str)
 	escape_json(&s, str);
 	return s.data;
 }
-
 
 /* Insert the version, its epoch log and its deployment; returns the version. */
 static int32
