@@ -29,7 +29,11 @@ SHLIB_LINK = -lm -ldl
 
 # Portable by default; override for a tuned build (OPTFLAGS=-march=native).
 OPTFLAGS =
-PG_CFLAGS += $(OPTFLAGS) -fno-math-errno -fno-trapping-math
+# Hot loops start on fixed boundaries, so that an unrelated change that
+# moves code around does not move the kernels' speed by a few percent
+# (measured: single-row inference 4,450 vs 4,750 rows/s from placement alone).
+ALIGNFLAGS = -falign-functions=64 -falign-loops=32
+PG_CFLAGS += $(OPTFLAGS) $(ALIGNFLAGS) -fno-math-errno -fno-trapping-math
 
 TESTS = $(sort $(wildcard sql/*.sql))
 REGRESS = $(patsubst sql/%.sql,%,$(TESTS))
@@ -71,14 +75,14 @@ build/%: test/core/%.c $(CORE_SRCS) $(CORE_HDRS)
 
 build/textclf-csv: test/harness/textclf_csv.c $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p build
-	$(CORE_CC) $(CORE_CFLAGS) -O2 $(OPTFLAGS) -o $@ $< $(CORE_SRCS) $(CORE_LIBS)
+	$(CORE_CC) $(CORE_CFLAGS) -O2 $(OPTFLAGS) $(ALIGNFLAGS) -o $@ $< $(CORE_SRCS) $(CORE_LIBS)
 
 harness: build/textclf-csv
 
 # micro-benchmark of the numerical core (optimized, not sanitized)
 build/bench_core: test/bench/bench_core.c $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p build
-	$(CORE_CC) $(CORE_CFLAGS) -O2 -fno-math-errno -fno-trapping-math $(OPTFLAGS) -o $@ $< $(CORE_SRCS) $(CORE_LIBS) -lpthread
+	$(CORE_CC) $(CORE_CFLAGS) -O2 -fno-math-errno -fno-trapping-math $(OPTFLAGS) $(ALIGNFLAGS) -o $@ $< $(CORE_SRCS) $(CORE_LIBS) -lpthread
 
 bench-core: build/bench_core
 	build/bench_core

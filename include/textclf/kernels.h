@@ -100,7 +100,10 @@ void		tc_lstm_forward_fast(float *hlast, float *gates, float *cs,
 								 const float *Wh, const float *b,
 								 const TcPack *p, int E, int H,
 								 const float *packed, int threads);
-/* tc_lstm_backward with the fast kernels; see tc_lstm_forward_fast. */
+/*
+ * tc_lstm_backward with the fast kernels; see tc_lstm_forward_fast.  work
+ * holds tc_lstm_fast_work_floats(N, B, E, H, threads) floats.
+ */
 void		tc_lstm_backward_fast(float *dx, float *dWx, float *dWh,
 								  float *db, const float *dhlast,
 								  const float *gates, const float *cs,
@@ -109,6 +112,8 @@ void		tc_lstm_backward_fast(float *dx, float *dWx, float *dWh,
 								  const TcPack *p, int E, int H,
 								  const float *packed, int threads,
 								  float *work);
+/* Floats of scratch tc_lstm_backward_fast needs on up to `threads` threads. */
+size_t		tc_lstm_fast_work_floats(int N, int B, int E, int H, int threads);
 
 /*
  * Forward of one step for R consecutive packed rows (kernels.c):

@@ -100,6 +100,7 @@ typedef struct TcModel
 	long		adam_t;			/* Adam steps taken */
 	int			maxB;
 	int			maxT;
+	int			acts_threads;	/* threads the activation block is sized for */
 	void	   *acts_memory;
 	TcActs		acts;
 
@@ -144,14 +145,21 @@ void		tc_model_init(TcModel *m, uint64_t seed);
  * Estimated peak bytes for a model of cfg (validated; num_classes 0 counts
  * as 2): with batch = 0, holding it for inference (parameters, inference
  * tables, a serialized copy); with batch > 0, training it with that batch
- * size (adding gradients, two Adam moments, the best-weights copy and the
- * activations for (batch, max_len)).  The vocabulary's words are not
+ * size on `threads` threads (adding gradients, two Adam moments, the
+ * best-weights copy and the activations for (batch, max_len), whose
+ * backward scratch holds a partial sum of the LSTM's weight gradients per
+ * thread but the first).  The vocabulary's words are not
  * counted: they depend on the data.  Saturates at SIZE_MAX; allocates
  * nothing, so the server can refuse a configuration before any allocation.
  */
-size_t		tc_model_memory_estimate(const TcConfig *cfg, int batch);
+size_t		tc_model_memory_estimate(const TcConfig *cfg, int batch,
+									 int threads);
 
-/* Allocate grads, Adam moments and activations for batches up to (maxB, maxT). */
+/*
+ * Allocate grads, Adam moments and activations for batches up to (maxB,
+ * maxT) on tc_kernels_threads() threads (a step run on more threads than
+ * the block was prepared for uses the prepared number).
+ */
 TcStatus	tc_model_train_prepare(TcModel *m, int maxB, int maxT,
 								   TcError *err);
 

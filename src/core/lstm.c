@@ -304,6 +304,9 @@ typedef struct LstmTask
 	float	   *dWx;			/* (E,G) */
 	float	   *dWh;			/* (H,G) */
 	float	   *db;				/* (G) */
+	float	   *xg;				/* (N,E) backward only: x, then dx, thread-major */
+	float	   *priv;			/* backward only: threads 1.. n-1's partial sums */
+	int			n;				/* threads of the backward tasks */
 	int			E;
 } LstmTask;
 
@@ -348,6 +351,10 @@ lstm_forward_task(void *arg, int tid, int n)
 
 		if (end <= lo)
 			break;
+		/* several threads: each projects its own rows, just before use */
+		if (n > 1)
+			lstm_input_projection(a->gates + row * G, a->x + row * a->E,
+								  a->Wx, a->b, end - lo, a->E, G);
 		tc_lstm_fwd_rows(a->gates + row * G, a->cs + row * H, a->hs + row * H,
 						 t > 0 ? a->cs + prow * H : NULL,
 						 t > 0 ? a->hs + prow * H : NULL,
@@ -355,26 +362,60 @@ lstm_forward_task(void *arg, int tid, int n)
 	}
 }
 
-/* Backward recurrence of one thread's sequences: fills their rows of dG. */
+/*
+ * Rows of the thread-major layout of the backward pass: thread tid's
+ * sequences [lo, hi) hold rows [*base, *base + *count), step by step in
+ * increasing t, each step's rows in sequence order (one thread: the packed
+ * layout itself).
+ */
+static void
+lstm_thread_rows(const TcPack *p, int lo, int hi, size_t *base, size_t *count)
+{
+	size_t		b = 0;
+	size_t		c = 0;
+
+	for (int s = 0; s < lo; s++)
+		b += (size_t) p->lens[s];
+	for (int s = lo; s < hi; s++)
+		c += (size_t) p->lens[s];
+	*base = b;
+	*count = c;
+}
+
+/*
+ * Backward recurrence of one thread's sequences.  It writes the rows of
+ * dG, h(t-1) and x of its sequences into its own contiguous block of the
+ * thread-major layout, so that lstm_param_task reads only what this thread
+ * wrote (data written by another core is slow to read).
+ */
 static void
 lstm_backward_task(void *arg, int tid, int n)
 {
 	LstmTask   *a = arg;
 	const TcPack *p = a->p;
 	int			H = a->H;
+	int			E = a->E;
 	int			G = 4 * H;
 	int			lo;
 	int			hi;
+	size_t		base;
+	size_t		count;
+	size_t		before;			/* this thread's rows at steps < t */
 
 	lstm_seq_range(p, tid, n, &lo, &hi);
+	lstm_thread_rows(p, lo, hi, &base, &count);
+	before = count;
 	for (int t = p->T - 1; t >= 0; t--)
 	{
 		int			end = hi < p->bs[t] ? hi : p->bs[t];
 		int			bnext = (t + 1 < p->T) ? p->bs[t + 1] : 0;
 		size_t		row = (size_t) p->off[t] + lo;
+		size_t		trow;
 
 		if (end <= lo)
 			continue;
+		before -= (size_t) (end - lo);
+		trow = base + before;
 		/* sequences whose last step is t join here with their dhlast */
 		for (int s = (bnext > lo ? bnext : lo); s < end; s++)
 		{
@@ -382,12 +423,14 @@ lstm_backward_task(void *arg, int tid, int n)
 				   sizeof(float) * (size_t) H);
 			memset(a->dc + (size_t) s * H, 0, sizeof(float) * (size_t) H);
 		}
-		/* h(t-1) of these rows, for dWh = hprev^T dG */
+		/* h(t-1) of these rows, for dWh = hprev^T dG; x, for dWx = x^T dG */
 		if (t > 0)
-			memcpy(a->hprev + row * H,
+			memcpy(a->hprev + trow * H,
 				   a->hs + ((size_t) p->off[t - 1] + lo) * H,
 				   sizeof(float) * (size_t) (end - lo) * H);
-		tc_lstm_bwd_rows(a->dG + row * G, a->dh + (size_t) lo * H,
+		memcpy(a->xg + trow * E, a->x + row * E,
+			   sizeof(float) * (size_t) (end - lo) * E);
+		tc_lstm_bwd_rows(a->dG + trow * G, a->dh + (size_t) lo * H,
 						 a->dc + (size_t) lo * H, a->gates + row * G,
 						 a->cs + row * H,
 						 t > 0 ? a->cs + ((size_t) p->off[t - 1] + lo) * H : NULL,
@@ -421,8 +464,11 @@ lstm_projection_task(void *arg, int tid, int n)
 }
 
 /*
- * Parameter gradients of one thread: columns [g0, g1) of dWx, dWh and db,
- * rows of dx.  Rows of step 0 have h(-1) = 0 and are left out of dWh.
+ * Parameter gradients of one thread's rows (thread-major, see
+ * lstm_backward_task): thread 0 adds its products to dWx, dWh and db,
+ * thread k > 0 writes them to its partial block of priv (summed by
+ * lstm_reduce_task); dx of its rows through xg.  Rows of step 0 have
+ * h(-1) = 0 and are left out of dWh.
  */
 static void
 lstm_param_task(void *arg, int tid, int n)
@@ -432,33 +478,124 @@ lstm_param_task(void *arg, int tid, int n)
 	int			H = a->H;
 	int			E = a->E;
 	int			G = 4 * H;
-	int			N = p->N;
-	int			g0;
-	int			g1;
-	int			r0;
-	int			r1;
+	int			lo;
+	int			hi;
+	size_t		base;
+	size_t		count;
+	size_t		first;			/* rows of step 0 */
+	float	   *dWx = a->dWx;
+	float	   *dWh = a->dWh;
+	float	   *db = a->db;
+	float		beta = 1.0f;
+	const float *dG;
 
-	lstm_slice(G, tid, n, &g0, &g1);
-	if (g1 > g0)
+	lstm_seq_range(p, tid, n, &lo, &hi);
+	lstm_thread_rows(p, lo, hi, &base, &count);
+	first = (size_t) ((hi < p->bs[0] ? hi : p->bs[0]) - lo);
+	if (hi <= lo || p->bs[0] <= lo)
+		first = 0;
+	if (tid > 0)
 	{
-		tc_sgemm(true, false, E, g1 - g0, N, 1.0f, a->x, E, a->dG + g0, G,
-				 1.0f, a->dWx + g0, G);
-		if (p->T > 1)
+		dWx = a->priv + (size_t) (tid - 1) * (size_t) (E + H + 1) * G;
+		dWh = dWx + (size_t) E * G;
+		db = dWh + (size_t) H * G;
+		beta = 0.0f;
+		memset(db, 0, sizeof(float) * (size_t) G);
+		if (count == 0)
 		{
-			size_t		s0 = (size_t) p->off[1];
-
-			tc_sgemm(true, false, H, g1 - g0, N - (int) s0, 1.0f,
-					 a->hprev + s0 * H, H, a->dG + s0 * G + g0, G, 1.0f,
-					 a->dWh + g0, G);
+			memset(dWx, 0, sizeof(float) * (size_t) (E + H) * G);
+			return;
 		}
-		for (int r = 0; r < N; r++)
-			tc_vec_add(a->db + g0, a->dG + (size_t) r * G + g0,
-					   (size_t) (g1 - g0));
 	}
-	lstm_slice(N, tid, n, &r0, &r1);
-	if (a->dx != NULL && r1 > r0)
-		tc_sgemm(false, true, r1 - r0, E, G, 1.0f, a->dG + (size_t) r0 * G, G,
-				 a->Wx, G, 0.0f, a->dx + (size_t) r0 * E, E);
+	if (count == 0)
+		return;
+	dG = a->dG + base * G;
+	tc_sgemm(true, false, E, G, (int) count, 1.0f, a->xg + base * E, E, dG, G,
+			 beta, dWx, G);
+	if (count > first)
+		tc_sgemm(true, false, H, G, (int) (count - first), 1.0f,
+				 a->hprev + (base + first) * H, H, dG + first * G, G, beta,
+				 dWh, G);
+	else if (tid > 0)
+		memset(dWh, 0, sizeof(float) * (size_t) H * G);
+	for (size_t r = 0; r < count; r++)
+		tc_vec_add(db, dG + r * G, (size_t) G);
+	if (a->dx == NULL)
+		return;
+	/* dx of these rows, thread-major in xg (x is no longer needed there) */
+	tc_sgemm(false, true, (int) count, E, G, 1.0f, dG, G, a->Wx, G, 0.0f,
+			 a->xg + base * E, E);
+	{
+		size_t		trow = base;
+
+		for (int t = 0; t < p->T; t++)
+		{
+			int			end = hi < p->bs[t] ? hi : p->bs[t];
+
+			if (end <= lo)
+				break;
+			memcpy(a->dx + ((size_t) p->off[t] + lo) * E, a->xg + trow * E,
+				   sizeof(float) * (size_t) (end - lo) * E);
+			trow += (size_t) (end - lo);
+		}
+	}
+}
+
+/* Add the partial sums of threads 1 .. a->n - 1 to one slice of a gradient. */
+static void
+lstm_reduce_slice(float *grad, const LstmTask *a, size_t offset, int lo,
+				  int hi)
+{
+	size_t		block = (size_t) (a->E + a->H + 1) * 4 * (size_t) a->H;
+
+	for (int k = 1; k < a->n; k++)
+		tc_vec_add(grad + lo, a->priv + (size_t) (k - 1) * block + offset + lo,
+				   (size_t) (hi - lo));
+}
+
+/*
+ * One thread's backward recurrence and then its parameter gradients: the
+ * second reads only what the first wrote, so no barrier between them.
+ */
+static void
+lstm_backward_params_task(void *arg, int tid, int n)
+{
+	lstm_backward_task(arg, tid, n);
+	lstm_param_task(arg, tid, n);
+}
+
+/* Sum the partial gradients: one slice of dWx, dWh and db per thread. */
+static void
+lstm_reduce_task(void *arg, int tid, int n)
+{
+	LstmTask   *a = arg;
+	int			G = 4 * a->H;
+	int			lo;
+	int			hi;
+
+	lstm_slice(a->E * G, tid, n, &lo, &hi);
+	lstm_reduce_slice(a->dWx, a, 0, lo, hi);
+	lstm_slice(a->H * G, tid, n, &lo, &hi);
+	lstm_reduce_slice(a->dWh, a, (size_t) a->E * G, lo, hi);
+	lstm_slice(G, tid, n, &lo, &hi);
+	lstm_reduce_slice(a->db, a, (size_t) (a->E + a->H) * G, lo, hi);
+}
+
+/*
+ * Floats of scratch tc_lstm_backward_fast needs on up to `threads` threads:
+ * the reference's, x/dx in the thread-major layout (N,E) and the partial
+ * sums of dWx, dWh and db of every thread but the first.
+ */
+size_t
+tc_lstm_fast_work_floats(int N, int B, int E, int H, int threads)
+{
+	size_t		G = 4 * (size_t) H;
+	int			n = threads < B ? threads : B;
+
+	if (n < 1)
+		n = 1;
+	return tc_lstm_work_floats(N, B, H) + (size_t) N * E +
+		(size_t) (n - 1) * ((size_t) E + H + 1) * G;
 }
 
 /*
@@ -489,7 +626,9 @@ tc_lstm_forward_fast(float *hlast, float *gates, float *cs, float *hs,
 	task.x = x;
 	task.Wx = Wx;
 	task.b = b;
-	tc_run_parallel(threads, lstm_projection_task, &task);
+	/* one recurrence thread: the projection first, as one product */
+	if (p->B < 2 || threads < 2)
+		tc_run_parallel(threads, lstm_projection_task, &task);
 	tc_run_parallel(p->B < threads ? p->B : threads, lstm_forward_task, &task);
 	lstm_gather_hlast(hlast, hs, p, H);
 }
@@ -532,6 +671,12 @@ tc_lstm_backward_fast(float *dx, float *dWx, float *dWh, float *db,
 	task.dWx = dWx;
 	task.dWh = dWh;
 	task.db = db;
-	tc_run_parallel(p->B < threads ? p->B : threads, lstm_backward_task, &task);
-	tc_run_parallel(threads, lstm_param_task, &task);
+	task.n = p->B < threads ? p->B : threads;
+	if (task.n < 1)
+		task.n = 1;
+	task.xg = task.dc + (size_t) p->B * H;
+	task.priv = task.xg + N * (size_t) E;
+	tc_run_parallel(task.n, lstm_backward_params_task, &task);
+	if (task.n > 1)
+		tc_run_parallel(threads, lstm_reduce_task, &task);
 }

@@ -447,7 +447,7 @@ tc_model_init(TcModel *m, uint64_t seed)
  * layout tc_model_train_prepare carves up (saturates at SIZE_MAX).
  */
 static size_t
-tc_acts_bytes(size_t E, size_t H, size_t K, int maxB, int maxT)
+tc_acts_bytes(size_t E, size_t H, size_t K, int maxB, int maxT, int threads)
 {
 	size_t		G = 4 * H;
 	size_t		B = (size_t) maxB;
@@ -456,7 +456,7 @@ tc_acts_bytes(size_t E, size_t H, size_t K, int maxB, int maxT)
 	size_t		nfloat;
 	size_t		nint;
 
-	work = tc_lstm_work_floats((int) N, maxB, (int) H);
+	work = tc_lstm_fast_work_floats((int) N, maxB, (int) E, (int) H, threads);
 	work = tc_add_size(work, tc_lstm_packed_floats((int) H));
 	/* x, dx (N,E); gates (N,G); cs, hs (N,H); hlast, dhlast (B,H); 3 x (B,K); weights (B) */
 	nfloat = tc_mul_size(N, tc_add_size(2 * E, tc_add_size(G, 2 * H)));
@@ -475,7 +475,7 @@ tc_acts_bytes(size_t E, size_t H, size_t K, int maxB, int maxT)
  * activations for (batch, max_len) and the trainer's batch buffers.
  */
 size_t
-tc_model_memory_estimate(const TcConfig *cfg, int batch)
+tc_model_memory_estimate(const TcConfig *cfg, int batch, int threads)
 {
 	TcConfig	c = *cfg;
 	size_t		sizes[TC_NUM_PARAMS];
@@ -509,7 +509,7 @@ tc_model_memory_estimate(const TcConfig *cfg, int batch)
 
 	/* gradients, Adam's two moments, the early-stopping copy */
 	total = tc_add_size(total, tc_mul_size(pbytes, 4));
-	total = tc_add_size(total, tc_acts_bytes(E, H, K, batch, (int) T));
+	total = tc_add_size(total, tc_acts_bytes(E, H, K, batch, (int) T, threads));
 	/* trainer: batch ids (B,T), per-row arrays (B), probs (B,K), ids (T) */
 	total = tc_add_size(total,
 						tc_mul_size(tc_add_size(tc_mul_size((size_t) batch, T),
@@ -537,6 +537,7 @@ tc_model_train_prepare(TcModel *m, int maxB, int maxT, TcError *err)
 	float	   *f;
 	int		   *ip;
 	TcActs	   *ac = &m->acts;
+	int			threads = tc_kernels_threads();
 
 	if (maxB < 1 || maxB > TC_MAX_BATCH)
 		return tc_error(err, TC_ERR_INVALID_ARG,
@@ -563,7 +564,10 @@ tc_model_train_prepare(TcModel *m, int maxB, int maxT, TcError *err)
 		m->adam_t = 0;
 	}
 
-	if (m->acts_memory != NULL && maxB <= m->maxB && maxT <= m->maxT)
+	if (threads < 1)
+		threads = 1;
+	if (m->acts_memory != NULL && maxB <= m->maxB && maxT <= m->maxT &&
+		threads <= m->acts_threads)
 		return TC_OK;
 	if (m->acts_memory != NULL)
 	{
@@ -572,6 +576,8 @@ tc_model_train_prepare(TcModel *m, int maxB, int maxT, TcError *err)
 			maxB = m->maxB;
 		if (maxT < m->maxT)
 			maxT = m->maxT;
+		if (threads < m->acts_threads)
+			threads = m->acts_threads;
 		tc_free(a, m->acts_memory);
 		m->acts_memory = NULL;
 		memset(ac, 0, sizeof(*ac));
@@ -579,13 +585,14 @@ tc_model_train_prepare(TcModel *m, int maxB, int maxT, TcError *err)
 
 	B = (size_t) maxB;
 	N = B * (size_t) maxT;
-	m->acts_memory = tc_alloc(a, tc_acts_bytes(E, H, K, maxB, maxT));
+	m->acts_memory = tc_alloc(a, tc_acts_bytes(E, H, K, maxB, maxT, threads));
 	if (m->acts_memory == NULL)
 		return tc_error(err, TC_ERR_NOMEM,
 						"out of memory for a batch of %d sequences of %d tokens",
 						maxB, maxT);
 	m->maxB = maxB;
 	m->maxT = maxT;
+	m->acts_threads = threads;
 
 	f = (float *) m->acts_memory;
 	ac->x = f;					/* (N,E) */
@@ -611,7 +618,7 @@ tc_model_train_prepare(TcModel *m, int maxB, int maxT, TcError *err)
 	ac->weights = f;			/* (B) */
 	f += B;
 	ac->work = f;				/* lstm backward scratch */
-	f += tc_lstm_work_floats((int) N, maxB, (int) H);
+	f += tc_lstm_fast_work_floats((int) N, maxB, (int) E, (int) H, threads);
 	ac->packed = f;				/* tc_lstm_packed_floats(H) */
 	f += tc_lstm_packed_floats((int) H);
 	ac->tokens = (int32_t *) f; /* (N) */
@@ -692,6 +699,8 @@ tc_model_batch(TcModel *m, const int32_t *const *seqs, const int *lens_in,
 	bool		fast = tc_kernels_use_fast();
 	int			threads = tc_kernels_threads();
 
+	if (threads > m->acts_threads)
+		threads = m->acts_threads;
 	*loss = 0.0;
 	if (m->acts_memory == NULL || (train && m->grads_memory == NULL))
 		return tc_error(err, TC_ERR_INVALID_ARG,

@@ -787,7 +787,7 @@ ModelFromJson(Jsonb *doc, const TcAllocator *a, MemoryContext cxt,
 	cfg.num_classes = *nlabels;
 	ParseImportOptions(NeedKey(root, "the model document", "options"), &cfg);
 	/* refuse an oversized model before allocating it */
-	TcCheckModelMemory(&cfg, 0, "importing");
+	TcCheckModelMemory(&cfg, 0, 1, "importing");
 
 	m = tc_model_create(a, &cfg, (const char *const *) labels, &err);
 	if (m == NULL)

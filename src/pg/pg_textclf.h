@@ -31,12 +31,12 @@ struct TcConfig;
 
 /*
  * ERROR (PROGRAM_LIMIT_EXCEEDED) when a model of cfg is estimated to need
- * more than textclf.max_model_memory: training with batch rows per step,
- * or (batch 0) holding it for inference; what is "training" or
- * "importing".  Defined in textclf.c.
+ * more than textclf.max_model_memory: training with batch rows per step
+ * on `threads` threads, or (batch 0) holding it for inference; what is
+ * "training" or "importing".  Defined in textclf.c.
  */
 extern void TcCheckModelMemory(const struct TcConfig *cfg, int batch,
-							   const char *what);
+							   int threads, const char *what);
 
 /* alloc hook of tc_pg_allocator: NULL, never an ERROR, on failure */
 static inline void *

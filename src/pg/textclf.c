@@ -134,9 +134,10 @@ _PG_init(void)
  * what names the operation in the message ("training", "importing").
  */
 void
-TcCheckModelMemory(const TcConfig *cfg, int batch, const char *what)
+TcCheckModelMemory(const TcConfig *cfg, int batch, int threads,
+				   const char *what)
 {
-	size_t		need = tc_model_memory_estimate(cfg, batch);
+	size_t		need = tc_model_memory_estimate(cfg, batch, threads);
 	uint64		limit = (uint64) textclf_max_model_memory * 1024;
 
 	if ((uint64) need <= limit)

@@ -1108,7 +1108,7 @@ train_classifier(PG_FUNCTION_ARGS)
 		st = tc_config_validate(&c, &err);
 		TcCheck(st, &err);
 		/* refuse an oversized model before reading any row */
-		TcCheckModelMemory(&c, o.opts.batch_size, "training");
+		TcCheckModelMemory(&c, o.opts.batch_size, o.opts.threads, "training");
 	}
 	TcCheckSource(relid, textcol, labelcol, &qualrel, &qtext, &qlabel);
 	INSTR_TIME_SET_CURRENT(start);
@@ -1143,7 +1143,7 @@ train_classifier(PG_FUNCTION_ARGS)
 		TcConfig	c = o.cfg;
 
 		c.num_classes = nlabels;
-		TcCheckModelMemory(&c, o.opts.batch_size, "training");
+		TcCheckModelMemory(&c, o.opts.batch_size, o.opts.threads, "training");
 	}
 	if (o.class_weight_obj)
 	{

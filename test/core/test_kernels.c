@@ -122,7 +122,7 @@ run_alloc(LstmRun *o, int N, int B, int E, int H)
 	o->dWx = calloc((size_t) E * G, sizeof(float));
 	o->dWh = calloc((size_t) H * G, sizeof(float));
 	o->db = calloc((size_t) G, sizeof(float));
-	o->work = malloc(sizeof(float) * (tc_lstm_work_floats(N, B, H) + 1));
+	o->work = malloc(sizeof(float) * (tc_lstm_fast_work_floats(N, B, E, H, 3) + 1));
 }
 
 /* Release a run. */
@@ -226,6 +226,12 @@ test_lstm_shape(TcRng *r, int B, const int *lens, int E, int H)
 
 		snprintf(name, sizeof(name), "fast lstm %s: %d threads == 1 thread (dWh)", tag, th);
 		tc_check_tensor(name, fast[th - 1].dWh, fast[0].dWh, (size_t) H * G,
+						LSTM_ATOL, LSTM_RTOL);
+		snprintf(name, sizeof(name), "fast lstm %s: %d threads == 1 thread (dWx)", tag, th);
+		tc_check_tensor(name, fast[th - 1].dWx, fast[0].dWx, (size_t) E * G,
+						LSTM_ATOL, LSTM_RTOL);
+		snprintf(name, sizeof(name), "fast lstm %s: %d threads == 1 thread (db)", tag, th);
+		tc_check_tensor(name, fast[th - 1].db, fast[0].db, (size_t) G,
 						LSTM_ATOL, LSTM_RTOL);
 		snprintf(name, sizeof(name), "fast lstm %s: %d threads == 1 thread (hlast)", tag, th);
 		tc_check_tensor(name, fast[th - 1].hlast, fast[0].hlast, (size_t) B * H,

@@ -15,6 +15,7 @@
 
 #include "tc_test.h"
 #include "textclf/model.h"
+#include "textclf/kernels.h"
 
 /* Bytes currently and at most allocated through the counting allocator. */
 typedef struct Counter
@@ -101,7 +102,7 @@ main(void)
 		cfg.embedding_dim = configs[i][2];
 		cfg.hidden_size = configs[i][3];
 		cfg.num_classes = configs[i][4];
-		est = tc_model_memory_estimate(&cfg, configs[i][5]);
+		est = tc_model_memory_estimate(&cfg, configs[i][5], 1);
 		got = measured_peak(&cfg, configs[i][5]);
 		tc_check(got != SIZE_MAX && est >= got,
 				 "config %zu: estimate %zu covers the measured peak %zu",
@@ -110,9 +111,24 @@ main(void)
 				 "config %zu: estimate %zu is not wildly above %zu", i, est, got);
 	}
 
+	/* on three threads: partial gradient sums for two more threads */
 	tc_config_default(&cfg);
-	base = tc_model_memory_estimate(&cfg, 32);
-	infer = tc_model_memory_estimate(&cfg, 0);
+	cfg.num_classes = 2;
+	tc_kernels_set_threads(3);
+	{
+		size_t		est = tc_model_memory_estimate(&cfg, 32, 3);
+		size_t		got = measured_peak(&cfg, 32);
+
+		tc_check(got != SIZE_MAX && est >= got,
+				 "3 threads: estimate %zu covers the measured peak %zu", est, got);
+		tc_check(est > tc_model_memory_estimate(&cfg, 32, 1),
+				 "3 threads: the estimate grows with threads");
+	}
+	tc_kernels_set_threads(1);
+
+	tc_config_default(&cfg);
+	base = tc_model_memory_estimate(&cfg, 32, 1);
+	infer = tc_model_memory_estimate(&cfg, 0, 1);
 	tc_check(infer < base, "inference (%zu) needs less than training (%zu)",
 			 infer, base);
 	tc_check(base > 1024 * 1024, "the default model needs more than 1 MB (%zu)",
@@ -121,29 +137,29 @@ main(void)
 
 	big = cfg;
 	big.vocab_size *= 2;
-	tc_check(tc_model_memory_estimate(&big, 32) > base, "grows with vocab_size");
+	tc_check(tc_model_memory_estimate(&big, 32, 1) > base, "grows with vocab_size");
 	big = cfg;
 	big.hidden_size *= 2;
-	tc_check(tc_model_memory_estimate(&big, 32) > base, "grows with hidden_size");
+	tc_check(tc_model_memory_estimate(&big, 32, 1) > base, "grows with hidden_size");
 	big = cfg;
 	big.max_len *= 2;
-	tc_check(tc_model_memory_estimate(&big, 32) > base, "grows with max_len");
-	tc_check(tc_model_memory_estimate(&cfg, 64) > base, "grows with batch");
+	tc_check(tc_model_memory_estimate(&big, 32, 1) > base, "grows with max_len");
+	tc_check(tc_model_memory_estimate(&cfg, 64, 1) > base, "grows with batch");
 	cfg.num_classes = 0;
-	tc_check(tc_model_memory_estimate(&cfg, 32) == base,
+	tc_check(tc_model_memory_estimate(&cfg, 32, 1) == base,
 			 "num_classes 0 counts as 2");
 
 	/* the example and the largest legal configuration */
 	tc_config_default(&big);
 	big.vocab_size = 2000000;
 	big.embedding_dim = 1024;
-	tc_check(tc_model_memory_estimate(&big, 32) > (size_t) 8000000000u,
+	tc_check(tc_model_memory_estimate(&big, 32, 1) > (size_t) 8000000000u,
 			 "2,000,000 x 1024 needs more than 8 GB");
 	big.max_len = TC_MAX_MAX_LEN;
 	big.hidden_size = TC_MAX_HIDDEN;
 	big.num_classes = TC_MAX_CLASSES;
-	tc_check(tc_model_memory_estimate(&big, TC_MAX_BATCH) >
-			 tc_model_memory_estimate(&big, 32),
+	tc_check(tc_model_memory_estimate(&big, TC_MAX_BATCH, 1) >
+			 tc_model_memory_estimate(&big, 32, 1),
 			 "the largest configuration does not wrap around");
 	return tc_test_done();
 }
