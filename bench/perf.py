@@ -11,7 +11,7 @@ perf.py
     /usr/bin/python3 bench/perf.py --from-json /tmp/textclf_perf.json --write-docs
                                               # redo report, docs and chart of a run
 
-What one run measures (each figure is the median of --repeats runs, 3 by
+What one run measures (each figure is the median of --repeats runs, 5 by
 default; the order of the competing measurements is interleaved so that a
 change of machine load hits both sides alike):
 
@@ -663,28 +663,31 @@ def save_token_ids(path, train_tok, test_tok):
 # report
 # ---------------------------------------------------------------------------
 
-def figures(R):
-    """The medians and ratios the report and the chart show."""
+def figures(R, best=False):
+    """The medians and ratios the report and the chart show; with best, the
+    same from the fastest run of each measurement instead of the median."""
     tr, to, sc, pa = R["train"], R["torch"], R["scoring"], R["parallel"]
     n = R["test_rows"]
+    rate = max if best else median      # of rates: higher is faster
+    secs = min if best else median      # of times: lower is faster
     F = {}
     for th in ("1", "2"):
-        F["tc_train" + th] = median([x["samples_per_s"] for x in tr[th]])
-        F["tc_train_cpu" + th] = median([x["rows"] / x["call_cpu_seconds"] for x in tr[th]])
-        F["pt_train" + th] = median([x["rate"] for x in to["train" + th]])
-        F["pt_train_cpu" + th] = median([x["cpu_rate"] for x in to["train" + th]])
+        F["tc_train" + th] = rate([x["samples_per_s"] for x in tr[th]])
+        F["tc_train_cpu" + th] = rate([x["rows"] / x["call_cpu_seconds"] for x in tr[th]])
+        F["pt_train" + th] = rate([x["rate"] for x in to["train" + th]])
+        F["pt_train_cpu" + th] = rate([x["cpu_rate"] for x in to["train" + th]])
     for k in ("floor", "md5", "tokenize", "predict", "predict_proba",
               "torch_b1", "torch_b256"):
         rows = sc[k]["n"] or n
-        F[k] = rows / median(sc[k]["wall"])
-        F[k + "_cpu"] = rows / median(sc[k]["cpu"])
-    F["overhead"] = ((median(sc["tokenize"]["wall"]) - median(sc["floor"]["wall"]))
-                     / median(sc["predict"]["wall"]))
-    F["overhead_cpu"] = ((median(sc["tokenize"]["cpu"]) - median(sc["floor"]["cpu"]))
-                         / median(sc["predict"]["cpu"]))
-    F["serial"] = n / median(pa["serial"])
-    F["parallel"] = n / median(pa["parallel"])
-    F["speedup"] = median(pa["serial"]) / median(pa["parallel"])
+        F[k] = rows / secs(sc[k]["wall"])
+        F[k + "_cpu"] = rows / secs(sc[k]["cpu"])
+    F["overhead"] = ((secs(sc["tokenize"]["wall"]) - secs(sc["floor"]["wall"]))
+                     / secs(sc["predict"]["wall"]))
+    F["overhead_cpu"] = ((secs(sc["tokenize"]["cpu"]) - secs(sc["floor"]["cpu"]))
+                         / secs(sc["predict"]["cpu"]))
+    F["serial"] = n / secs(pa["serial"])
+    F["parallel"] = n / secs(pa["parallel"])
+    F["speedup"] = secs(pa["serial"]) / secs(pa["parallel"])
     F["tc_train_peak"] = max(x["peak_rss_kb"] for x in tr["1"] + tr["2"])
     F["tc_train_start"] = median([x["start_rss_kb"] for x in tr["1"] + tr["2"]])
     F["pt_train_peak"] = to["train_peak_rss_kb"]
@@ -743,6 +746,16 @@ def build_report(R, args):
         "backend at start: %s; %d decoded model in the backend (%.1f MB)"
         % (mb(mem["start_rss_kb"]), mem["model_copies"], mem["model_bytes"] / 1048576.0))
 
+    B = figures(R, best=True)
+    best = [  # the targets' figures from the fastest run of each measurement
+        "%.2fx" % (B["tc_train1"] / B["pt_train1"]),
+        "%.2fx" % (B["tc_train2"] / B["tc_train1"]),
+        "%.1fx" % (B["predict"] / B["torch_b1"]),
+        "%.2fx" % (B["predict"] / B["torch_b256"]),
+        "%.1f%%" % (100 * B["overhead"]),
+        "%.2fx" % B["speedup"],
+        "%d" % mem["model_copies"],
+    ]
     cpu_pt = "(%.2fx)"
     targets = [
         ("training, 1 thread >= 3x PyTorch", "%.2fx" % (F["tc_train1"] / F["pt_train1"]),
@@ -766,15 +779,19 @@ def build_report(R, args):
     ]
     lines = ["| measurement | textclf | PyTorch 1.13 | textclf / PyTorch | notes |",
              "|---|---|---|---|---|"] + rows
-    lines += ["", "| target | measured (wall clock) | same per CPU second | result |",
-              "|---|---|---|---|"]
-    lines += ["| %s | %s | %s | %s |" % (nm, v, c, "PASS" if ok else "FAIL")
-              for nm, v, c, ok in targets]
+    lines += ["", "| target | measured (wall clock, median of %d) | same per CPU second "
+              "| fastest run of each side | result |" % R["repeats"],
+              "|---|---|---|---|---|"]
+    lines += ["| %s | %s | %s | %s | %s |" % (nm, v, c, b, "PASS" if ok else "FAIL")
+              for (nm, v, c, ok), b in zip(targets, best)]
     lines += ["", "Overhead outside the math = (t_tokenize - t_floor) / t_predict, "
               "wall-clock medians over the same %d rows (in the CPU column: the same "
               "with the backend's CPU seconds).  tokenize() also builds a text[] of "
               "the tokens, which predict() does not, so this is an upper bound.  "
-              "PASS/FAIL is judged on the wall-clock figures." % n_test,
+              "PASS/FAIL is judged on the wall-clock medians.  Other tenants of a "
+              "shared machine only ever slow a run down, so the fastest run of each "
+              "side (its own column) is the estimate least disturbed by them; it is "
+              "shown, not judged." % n_test,
               "PyTorch batch 1 runs over the first %d of these rows." % R["scoring"]["torch_b1"]["n"]]
     return "\n".join(lines), targets
 
@@ -919,7 +936,7 @@ def main():
             write_docs(R, table, args)
         return 0 if all(t[-1] for t in targets) else 1
     q = args.quick
-    args.repeats = args.repeats or (1 if q else 3)
+    args.repeats = args.repeats or (1 if q else 5)
     args.train_rows = args.train_rows or (1000 if q else 5000)
     if args.test_rows is None:
         args.test_rows = 5000 if q else 0
