@@ -491,9 +491,10 @@ lstm_param_task(void *arg, int tid, int n)
 
 	lstm_seq_range(p, tid, n, &lo, &hi);
 	lstm_thread_rows(p, lo, hi, &base, &count);
-	first = (size_t) ((hi < p->bs[0] ? hi : p->bs[0]) - lo);
-	if (hi <= lo || p->bs[0] <= lo)
-		first = 0;
+	/* count > 0: a sequence of this thread has a step 0 (so p->T >= 1) */
+	first = 0;
+	if (count > 0)
+		first = (size_t) ((hi < p->bs[0] ? hi : p->bs[0]) - lo);
 	if (tid > 0)
 	{
 		dWx = a->priv + (size_t) (tid - 1) * (size_t) (E + H + 1) * G;
