@@ -292,12 +292,17 @@ test_lstm(TcRng *r)
 {
 	int			l1[5] = {6, 4, 4, 1, 0};
 	int			l2[1] = {9};
+	int			l3[4] = {3, 0, 0, 0};
+	int			l4[2] = {0, 0};
 	int			lens[40];
 	int			Hs[4] = {3, 13, 40, 64};
 
 	test_lstm_shape(r, 5, l1, 4, 8);
 	test_lstm_shape(r, 1, l2, 3, 5);
 	test_lstm_shape(r, 5, l1, 16, 128);
+	/* threads whose sequences are all empty; a batch with no token at all */
+	test_lstm_shape(r, 4, l3, 5, 16);
+	test_lstm_shape(r, 2, l4, 5, 16);
 	for (int i = 0; i < 4; i++)
 	{
 		int			B = 1 + (int) tc_rng_below(r, 40);
