@@ -29,7 +29,7 @@
 
 PG_MODULE_MAGIC;
 
-/* textclf.threads: BLAS threads for matrix products, per backend */
+/* textclf.threads: threads a training uses, per backend */
 int			textclf_threads = 1;
 
 /* textclf.model_cache_size: decoded models cached per backend, in kB */
@@ -55,8 +55,8 @@ void
 _PG_init(void)
 {
 	DefineCustomIntVariable("textclf.threads",
-							gettext_noop("Sets the number of threads textclf uses for matrix products."),
-							gettext_noop("Valid range is 1 .. 64.  Threads run only inside BLAS calls; the backend itself stays single-threaded."),
+							gettext_noop("Sets the number of threads a training uses."),
+							gettext_noop("Valid range is 1 .. 64.  Only the backend's own thread calls into the server; the others do numerical work and sleep between trainings."),
 							&textclf_threads,
 							1,
 							1,
