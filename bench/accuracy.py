@@ -72,7 +72,9 @@ import sys
 import tempfile
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchlib import (REPO, log, psql_error, run_psql, sql_literal,
+                      start_cluster, stop_cluster)
+
 ALL_DATASETS = ["imdb", "sms_spam", "sst2", "ag_news", "chnsenticorp"]
 QUICK_DATASETS = ["sms_spam", "ag_news"]
 # run the small ones first, so that partial results come early
@@ -98,17 +100,6 @@ TFIDF_C = 4.0
 FASTTEXT_EPOCHS = 5
 
 
-def log(msg):
-    """A time-stamped progress line on stderr."""
-    sys.stderr.write("[%s] %s\n" % (time.strftime("%H:%M:%S"), msg))
-    sys.stderr.flush()
-
-
-def sql_literal(s):
-    """s as a single-quoted SQL literal."""
-    return "'" + s.replace("'", "''") + "'"
-
-
 # ---------------------------------------------------------------------------
 # PostgreSQL
 # ---------------------------------------------------------------------------
@@ -122,46 +113,30 @@ class Pg:
     def __init__(self, pgroot, dbname):
         self.pgroot = pgroot
         self.dbname = dbname
-        self.env = dict(os.environ)
-        self.env["TEXTCLF_PGROOT"] = pgroot
-        out = subprocess.run([os.path.join(REPO, "tools", "pgcluster.sh"),
-                              "start"], env=self.env, check=True,
-                             stdout=subprocess.PIPE, text=True).stdout
-        for line in out.splitlines():
-            m = re.match(r"export (\w+)=(.*)$", line.strip())
-            if m:
-                self.env[m.group(1)] = m.group(2)
-        self.env.pop("PGOPTIONS", None)
-        for k in MALLOC_ENV:        # for this process only, not the server
-            self.env.pop(k, None)
+        # MALLOC_ENV is for this process only, not the server
+        self.env = start_cluster(pgroot, drop_env=MALLOC_ENV)
 
     def stop(self):
         """Stop the cluster (its data stays in pgroot)."""
-        subprocess.run([os.path.join(REPO, "tools", "pgcluster.sh"), "stop"],
-                       env=self.env, check=False)
+        stop_cluster(self.env)
 
     def psql(self, script, db=None, retries=8):
         """Run script in one psql session; return stdout (unaligned, tuples
         only).  A failure to load textclf.so (another engineer reinstalling
         it) is retried after a pause; any other error raises."""
-        cmd = ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-               "-d", db or self.dbname]
         # no synchronized scans: train_classifier must read a table from its
         # first block, in the order textclf_tokens() fetches it
-        script = ("SET client_min_messages = warning;\n"
-                  "SET synchronize_seqscans = off;\n" + script)
+        script = "SET synchronize_seqscans = off;\n" + script
         for attempt in range(retries + 1):
-            p = subprocess.run(cmd, input=script, env=self.env, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            if p.returncode == 0:
-                return p.stdout
-            if attempt < retries and any(e in p.stderr for e in self.LOAD_ERRORS):
+            rc, out, err = run_psql(self.env, script, db or self.dbname)
+            if rc == 0:
+                return out
+            if attempt < retries and any(e in err for e in self.LOAD_ERRORS):
                 log("psql failed loading textclf (%s); retrying in 90 s"
-                    % p.stderr.strip().splitlines()[-1])
+                    % err.strip().splitlines()[-1])
                 time.sleep(90)
                 continue
-            raise RuntimeError("psql failed:\n%s\n--- script ---\n%s"
-                               % (p.stderr, script[:2000]))
+            raise psql_error(err, script)
 
     def json_rows(self, query):
         """Rows of a query returning one json value per row."""

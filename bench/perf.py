@@ -78,7 +78,9 @@ import tempfile
 import threading
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchlib import (REPO, log, psql_error, run_psql, sql_literal,
+                      start_cluster, stop_cluster)
+
 DOC_PATH = os.path.join(REPO, "docs", "performance.md")
 PLOT_PATH = os.path.join(REPO, "docs", "img", "performance.svg")
 BEGIN_MARK = "<!-- BEGIN perf-table (written by bench/perf.py; do not edit) -->"
@@ -98,17 +100,6 @@ TORCH_ENV = {"OMP_WAIT_POLICY": "PASSIVE",
              "MALLOC_MMAP_THRESHOLD_": "1073741824",
              "MALLOC_TRIM_THRESHOLD_": "1073741824",
              "MALLOC_TOP_PAD_": "268435456"}
-
-
-def log(msg):
-    """A time-stamped progress line on stderr."""
-    sys.stderr.write("[%s] %s\n" % (time.strftime("%H:%M:%S"), msg))
-    sys.stderr.flush()
-
-
-def sql_literal(s):
-    """s as a single-quoted SQL literal."""
-    return "'" + s.replace("'", "''") + "'"
 
 
 def median(v):
@@ -217,38 +208,12 @@ LOAD = LoadLog()
 # PostgreSQL
 # ---------------------------------------------------------------------------
 
-def start_cluster(pgroot):
-    """Start the private cluster; return the environment for psql."""
-    env = dict(os.environ)
-    env["TEXTCLF_PGROOT"] = pgroot
-    for k in TORCH_ENV:
-        env.pop(k, None)
-    out = subprocess.run([os.path.join(REPO, "tools", "pgcluster.sh"), "start"],
-                         env=env, check=True, stdout=subprocess.PIPE,
-                         text=True).stdout
-    for line in out.splitlines():
-        m = re.match(r"export (\w+)=(.*)$", line.strip())
-        if m:
-            env[m.group(1)] = m.group(2)
-    env.pop("PGOPTIONS", None)
-    return env
-
-
-def stop_cluster(env):
-    subprocess.run([os.path.join(REPO, "tools", "pgcluster.sh"), "stop"],
-                   env=env, check=False)
-
-
 def psql(env, script, db):
     """Run script in a one-off psql; return stdout (unaligned, tuples only)."""
-    p = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-                        "-d", db], input="SET client_min_messages = warning;\n"
-                       + script, env=env, text=True, stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE)
-    if p.returncode != 0:
-        raise RuntimeError("psql failed:\n%s\n--- script ---\n%s"
-                           % (p.stderr, script[:2000]))
-    return p.stdout
+    rc, out, err = run_psql(env, script, db)
+    if rc != 0:
+        raise psql_error(err, script)
+    return out
 
 
 class Session:
@@ -954,7 +919,7 @@ def main():
             R["cpu"] = re.search(r"model name\s*:\s*(.*)", f.read()).group(1).strip()
     except (OSError, AttributeError):
         R["cpu"] = platform.processor()
-    env = start_cluster(args.pgroot)
+    env = start_cluster(args.pgroot, drop_env=TORCH_ENV)
     R["nice"] = args.nice
     with open(os.path.join(args.pgroot, "data", "postmaster.pid")) as f:
         pm = int(f.readline().strip())
