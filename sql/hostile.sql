@@ -13,15 +13,9 @@ SET textclf.progress = off;
 \set SHOW_CONTEXT never
 \set opts '{"epochs": 1, "hidden_size": 4, "embedding_dim": 3, "vocab_size": 100, "max_len": 16, "seed": 7, "validation_fraction": 0}'
 
-CREATE FUNCTION pg_temp.err(q text) RETURNS text
-LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE q;
-    RETURN 'no error';
-EXCEPTION WHEN others THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END
-$$;
+\getenv abs_srcdir PG_ABS_SRCDIR
+\set err_sql :abs_srcdir '/sql/include/err.sql'
+\i :err_sql
 
 -- hostile texts, each with a label
 CREATE TABLE hostile_texts (name text, body text, label text);

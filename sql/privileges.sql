@@ -11,16 +11,9 @@ SET textclf.progress = off;
 \set SHOW_CONTEXT never
 \set opts '{"epochs": 5, "hidden_size": 8, "embedding_dim": 4, "vocab_size": 200, "max_len": 20, "seed": 1, "learning_rate": 0.05, "deploy": "always"}'
 
--- SQLSTATE: message of a statement, for use by any role
-CREATE FUNCTION pg_temp.err(q text) RETURNS text
-LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE q;
-    RETURN 'no error';
-EXCEPTION WHEN others THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END
-$$;
+\getenv abs_srcdir PG_ABS_SRCDIR
+\set err_sql :abs_srcdir '/sql/include/err.sql'
+\i :err_sql
 
 CREATE ROLE regress_textclf_alice;
 CREATE ROLE regress_textclf_bob;
