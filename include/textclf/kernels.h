@@ -17,12 +17,14 @@
  * against double precision wherever the result is a normal float.  The
  * fast LSTM agrees with the reference to about 1e-6 relative (float
  * summation order differs); test/core/test_kernels.c states the bounds.
- * Each path is deterministic: same inputs, same bits, at any thread count.
+ * Each path is deterministic: same inputs and thread count, same bits.
  *
  * Threads: tc_blas_set_threads(n) also sets the number of the core's own
  * worker threads.  Training splits the sequences of a packed batch across
- * them (no barrier: sequences are independent through the recurrence) and
- * the whole-batch products by columns or rows; OpenBLAS then stays
+ * them (no barrier: sequences are independent through the recurrence);
+ * each thread projects, back-propagates and forms the weight gradients of
+ * its own sequences, and the partial gradients are summed at the end.
+ * Other products are split by columns or rows; OpenBLAS then stays
  * single-threaded.  The helpers (a persistent pool, see tc_run_parallel)
  * run with every signal blocked, compute only on memory the caller
  * allocated (and OpenBLAS's own buffers, in the products), and never call

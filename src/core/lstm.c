@@ -23,13 +23,17 @@
  * (gates = z + h Wh, activations, cell update on registers; backward the
  * elementwise gate gradients and dh = dz Wh^T), the sequences split across
  * the core's threads without any barrier (they are independent through
- * the recurrence), and the whole-batch products (input projection, dWx,
- * dWh, dx, db) split by columns or rows across the same threads.
+ * the recurrence).  Each thread projects its own rows and forms dWx, dWh,
+ * db and dx from its own rows (laid out thread by thread, see
+ * lstm_backward_task); the other threads' partial gradients are added at
+ * the end.  One thread uses the packed layout and whole-batch products.
  * test/core/test_kernels.c checks them against the reference.
  *
  * Memory: none allocated.  Backward uses the caller's work buffer of
  * tc_lstm_work_floats() floats:  dG (N,G) | hprev (N,H) | dh (B,H) | dc (B,H);
- * the fast versions also read Wh packed by tc_lstm_pack (caller-owned).
+ * the fast backward needs tc_lstm_fast_work_floats(), which adds x/dx
+ * (N,E) and the partial gradients of threads 2.. n; the fast versions also
+ * read Wh packed by tc_lstm_pack (caller-owned).
  */
 #include <math.h>
 #include <string.h>
