@@ -16,7 +16,9 @@
 #	  in /proc/<pid>/task) and must not have OpenBLAS mapped: a BLAS thread
 #	  pool started in the postmaster does not survive fork() (the
 #	  OpenBLAS-after-fork trap), backends would hang in their first BLAS
-#	  call.  The number of queries is printed.
+#	  call.  A backend that only scored must not have OpenBLAS mapped
+#	  either (on a CPU with the fast kernels).  The number of queries is
+#	  printed.
 #
 #	  The sessions are psql processes driven from this script without
 #	  blocking (IPC::Run): each has one query in flight and gets the next
@@ -113,6 +115,15 @@ sub proc_threads
 	return ($n, $blas);
 }
 
+# Does the CPU have what the core's fast kernels need (avx2 and fma)?
+sub cpu_has_fast_kernels
+{
+	open(my $fh, '<', '/proc/cpuinfo') or return 0;
+	my ($flags) = grep { /^flags\s*:/ } <$fh>;
+	close $fh;
+	return defined($flags) && $flags =~ /\bavx2\b/ && $flags =~ /\bfma\b/;
+}
+
 sub postmaster_pid
 {
 	my ($node) = @_;
@@ -167,6 +178,23 @@ sub run_config
 	};
 	my %fp = map { $node->safe_psql('postgres', $fp_sql->("m\@$_")) => $_ } (1, 2);
 	is(scalar(keys %fp), 2, "$label: versions 1 and 2 have different fingerprints");
+
+	# scoring alone never loads OpenBLAS (the fast kernels and the output
+	# layer are the core's own loops): a backend that only predicted has
+	# none mapped.  Without AVX2 and FMA the reference path multiplies
+	# through OpenBLAS, and there is nothing to check.
+	if (cpu_has_fast_kernels())
+	{
+		is($node->safe_psql('postgres', q{
+			SELECT count(predict('m@1', body)) FROM probe;
+			SELECT count(*) FROM regexp_split_to_table(pg_read_file('/proc/self/maps'), E'\n') l
+			WHERE l ~ 'openblas|libblas'}),
+			"300\n0", "$label: a backend that only scored has no BLAS library mapped");
+	}
+	else
+	{
+		diag("$label: no AVX2 and FMA: the scoring backend check does not apply");
+	}
 
 	my ($threads, $blas) = proc_threads($pm);
 	is($threads, 1, "$label: the postmaster ($pm) has one thread after the trainings");
