@@ -44,6 +44,8 @@ change of machine load hits both sides alike):
              parallel_setup_cost = parallel_tuple_cost = 0,
              min_parallel_table_scan_size = 0 (EXPLAIN must show Gather with
              2 workers planned and launched) against the same query serial.
+  first call predict() as the first statement of a fresh backend, and the
+             call after it (shown, not a target).
   memory     peak RssAnon (/proc/<pid>/status, sampled every 0.1 s) of the
              backend while training and while scoring, and of the PyTorch
              child processes; the number of decoded model copies in the scoring
@@ -414,6 +416,23 @@ def textclf_parallel(env, db, repeats):
     return out
 
 
+def textclf_first_call(env, db, repeats):
+    """predict() as the first statement of a new backend (the library is
+    loaded, the model read from the registry, checked and decoded), then a
+    second call in the same backend; seconds of each, per fresh backend."""
+    out = {"first": [], "second": []}
+    for r in range(repeats):
+        s = Session(env, db)
+        try:
+            out["first"].append(s.timed("SELECT predict('%s', 'a first call')" % MODEL)[0])
+            out["second"].append(s.timed("SELECT predict('%s', 'a second call')" % MODEL)[0])
+        finally:
+            s.close()
+        log("  first call %.1f ms, second %.1f ms, load %.2f"
+            % (1000 * out["first"][-1], 1000 * out["second"][-1], LOAD.samples[-1]))
+    return out
+
+
 def fetch_token_ids(env, db, table, model):
     """[label, [token, ...]] of a table's rows in rid order, from tokenize()."""
     out = psql(env, "SELECT json_build_array(label, tokenize(%s, text)) FROM %s "
@@ -698,6 +717,12 @@ def build_report(R, args):
     row("predict(), 2 parallel workers", "%.0f rows/s" % F["parallel"], "", None,
         "%.2fx serial (%.0f rows/s, same run); Gather: %d workers planned, %d launched"
         % (F["speedup"], F["serial"], pa["planned"], pa["launched"]))
+    if "first_call" in R:                   # not in the JSON of older runs
+        fc = R["first_call"]
+        row("first predict() in a new backend", "%.1f ms" % (1000 * median(fc["first"])),
+            "", None, "loading the library, reading the model from the registry, "
+            "checking and decoding it; the next call: %.2f ms. Every parallel worker "
+            "pays it once" % (1000 * median(fc["second"])))
     row("tokenize()", "%.0f rows/s" % F["tokenize"], "", None,
         "tokenizing + vocabulary lookup + building a text[]")
     row("floor: length(text)", "%.0f rows/s" % F["floor"], "", None,
@@ -977,6 +1002,8 @@ def main():
         log("parallel vs serial")
         R["parallel"] = textclf_parallel(env, db, args.repeats)
         log("  %s" % R["parallel"]["plan"].replace("\n", "\n  "))
+        log("first predict() in a new backend")
+        R["first_call"] = textclf_first_call(env, db, args.repeats)
     finally:
         if own_group is not None:
             autogroup_nice(os.getpid(), own_group)
