@@ -111,6 +111,12 @@ size_t		tc_lstm_work_floats(int N, int B, int H);
 /* out (B,K) = in (B,H) W (H,K) + b (K). */
 void		tc_dense_forward(float *out, const float *in, const float *W,
 							 const float *b, int B, int H, int K);
+/*
+ * out (K) = in (H) W (H,K) + b (K) for one row, in plain loops (b, then
+ * each in[j] W[j,:] added in j order): inference, which never loads BLAS.
+ */
+void		tc_dense_forward_row(float *out, const float *in, const float *W,
+								 const float *b, int H, int K);
 /* din (B,H) = dout W^T (overwritten, may be NULL); dW += in^T dout; db += sum dout. */
 void		tc_dense_backward(float *din, float *dW, float *db,
 							  const float *dout, const float *in,

@@ -21,6 +21,23 @@ tc_dense_forward(float *out, const float *in, const float *W, const float *b,
 	tc_sgemm(false, false, B, K, H, 1.0f, in, H, W, K, 1.0f, out, K);
 }
 
+/* out (K) = in (H) W (H,K) + b (K), one row without BLAS (see layers.h). */
+void
+tc_dense_forward_row(float *out, const float *in, const float *W,
+					 const float *b, int H, int K)
+{
+	for (int k = 0; k < K; k++)
+		out[k] = b[k];
+	for (int j = 0; j < H; j++)
+	{
+		float		x = in[j];
+		const float *w = W + (size_t) j * K;
+
+		for (int k = 0; k < K; k++)
+			out[k] += x * w[k];
+	}
+}
+
 /*
  * din (B,H) = dout (B,K) W^T (overwritten; skipped when NULL);
  * dW (H,K) += in^T dout; db (K) += column sums of dout.

@@ -892,24 +892,11 @@ tc_model_prepare_infer(TcModel *m, TcError *err)
 	inf->panel = (float *) (inf + 1);
 	inf->proj = fold ? inf->panel + npanel : NULL;
 	tc_lstm_infer_pack(inf->panel, P->Wx, P->Wh, E, H);
-	/* plain loops, here and in the head: scoring never loads OpenBLAS */
+	/* row by row, as in the head: scoring never loads OpenBLAS */
 	if (fold)
-	{
 		for (int v = 0; v < V; v++)
-		{
-			float	   *row = inf->proj + (size_t) v * G;
-
-			memcpy(row, P->b, sizeof(float) * (size_t) G);
-			for (int k = 0; k < E; k++)
-			{
-				float		e = P->emb[(size_t) v * E + k];
-				const float *w = P->Wx + (size_t) k * G;
-
-				for (int j = 0; j < G; j++)
-					row[j] += e * w[j];
-			}
-		}
-	}
+			tc_dense_forward_row(inf->proj + (size_t) v * G,
+								 P->emb + (size_t) v * E, P->Wx, P->b, E, G);
 	m->infer = inf;
 	return TC_OK;
 }
@@ -938,17 +925,7 @@ tc_infer_head(const TcModel *m, const float *h, float *logits, float *probs)
 	int			H = m->cfg.hidden_size;
 	int			K = m->K;
 
-	/* logits = bd + h Wd (one row: plain loops, see tc_model_prepare_infer) */
-	for (int k = 0; k < K; k++)
-		logits[k] = m->params.bd[k];
-	for (int j = 0; j < H; j++)
-	{
-		float		hj = h[j];
-		const float *w = m->params.Wd + (size_t) j * K;
-
-		for (int k = 0; k < K; k++)
-			logits[k] += hj * w[k];
-	}
+	tc_dense_forward_row(logits, h, m->params.Wd, m->params.bd, H, K);
 	if (K == 1)
 	{
 		float		p;
