@@ -61,6 +61,8 @@ typedef void (*TcTaskFn) (void *arg, int tid, int nthreads);
  * tc_run_parallel.
  */
 void		tc_run_parallel(int nthreads, TcTaskFn fn, void *arg);
+/* For tests: use at most n helpers, as if no more could be started (0: all). */
+void		tc_kernels_limit_helpers(int n);
 
 /*
  * tc_sgemm (blas.c) split across `threads` of the core's threads, by

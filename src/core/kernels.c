@@ -126,6 +126,7 @@ static struct
 	int			n;				/* threads of the current job */
 	int			pending;		/* helpers still running it */
 	pthread_t	th[TC_MAX_THREADS];
+	int			cap;			/* tests: helpers usable (0: no limit) */
 }			tc_pool = {.mu = PTHREAD_MUTEX_INITIALIZER,
 	.go = PTHREAD_COND_INITIALIZER,
 .done = PTHREAD_COND_INITIALIZER};
@@ -194,6 +195,15 @@ tc_pool_grow(int want)
 		pthread_attr_destroy(&attr);
 }
 
+/* For tests: use at most n helpers, as if no more could be started (0: all). */
+void
+tc_kernels_limit_helpers(int n)
+{
+	pthread_mutex_lock(&tc_pool.mu);
+	tc_pool.cap = n < 0 ? 0 : n;
+	pthread_mutex_unlock(&tc_pool.mu);
+}
+
 /*
  * Run fn on n threads: the caller is thread 0, pool helpers 1 .. n-1;
  * shares of helpers that could not be started run on the caller.  Returns
@@ -214,6 +224,8 @@ tc_run_parallel(int nthreads, TcTaskFn fn, void *arg)
 	pthread_mutex_lock(&tc_pool.mu);
 	tc_pool_grow(nthreads);
 	helpers = tc_pool.alive < nthreads - 1 ? tc_pool.alive : nthreads - 1;
+	if (tc_pool.cap > 0 && helpers > tc_pool.cap)
+		helpers = tc_pool.cap;
 	tc_pool.fn = fn;
 	tc_pool.arg = arg;
 	tc_pool.n = helpers + 1;

@@ -493,6 +493,12 @@ lstm_param_task(void *arg, int tid, int n)
 	float		beta = 1.0f;
 	const float *dG;
 
+	/*
+	 * the partial sums lstm_reduce_task adds: n, which is less than asked
+	 * when the pool could not start every helper
+	 */
+	if (tid == 0)
+		a->n = n;
 	lstm_seq_range(p, tid, n, &lo, &hi);
 	lstm_thread_rows(p, lo, hi, &base, &count);
 	/* count > 0: a sequence of this thread has a step 0 (so p->T >= 1) */

@@ -256,6 +256,31 @@ test_lstm_shape(TcRng *r, int B, const int *lens, int E, int H)
 		run_free(&again);
 	}
 
+	/*
+	 * Three threads asked, but the pool has only one helper: the job runs
+	 * on two threads and must give the two-thread result (the scratch is
+	 * poisoned, so partial sums of a third thread that never ran show).
+	 */
+	if (B >= 3)
+	{
+		LstmRun		cut;
+
+		run_alloc(&cut, N, B, E, H);
+		for (size_t i = 0; i < tc_lstm_fast_work_floats(N, B, E, H, 3); i++)
+			cut.work[i] = NAN;
+		tc_kernels_limit_helpers(1);
+		tc_lstm_forward_fast(cut.hlast, cut.gates, cut.cs, cut.hs, x, Wx, Wh,
+							 b, &p, E, H, packed, 3);
+		tc_lstm_backward_fast(cut.dx, cut.dWx, cut.dWh, cut.db, dhlast,
+							  cut.gates, cut.cs, cut.hs, x, Wx, Wh, &p, E, H,
+							  packed, 3, cut.work);
+		tc_kernels_limit_helpers(0);
+		tc_check(run_identical(&fast[1], &cut, N, B, E, H),
+				 "fast lstm %s: 3 threads asked, 1 helper available == 2 threads",
+				 tag);
+		run_free(&cut);
+	}
+
 	run_free(&ref);
 	for (int i = 0; i < 3; i++)
 		run_free(&fast[i]);
