@@ -45,7 +45,10 @@ bool		tc_kernels_use_fast(void);
 /* Force the reference kernels (true) or allow the fast ones (false); for tests. */
 void		tc_kernels_force_reference(bool force);
 
-/* Worker threads for training (1..64); set through tc_blas_set_threads. */
+/* Most threads of the core's pool (the caller included). */
+#define TC_MAX_THREADS 64
+
+/* Worker threads for training (1..TC_MAX_THREADS); set through tc_blas_set_threads. */
 void		tc_kernels_set_threads(int n);
 int			tc_kernels_threads(void);
 
@@ -116,8 +119,23 @@ void		tc_lstm_backward_fast(float *dx, float *dWx, float *dWh,
 								  const TcPack *p, int E, int H,
 								  const float *packed, int threads,
 								  float *work);
+/*
+ * For tests: share the recurrence between n threads by the fixed weights
+ * w (n) instead of by the measured speeds of their CPUs; w NULL goes back
+ * to measuring.  The results do not depend on the shares (see lstm.c).
+ */
+void		tc_lstm_set_shares(const double *w, int n);
+
 /* Floats of scratch tc_lstm_backward_fast needs on up to `threads` threads. */
 size_t		tc_lstm_fast_work_floats(int N, int B, int E, int H, int threads);
+
+/*
+ * Input projection z (R,G) = b (G) + x (R,E) Wx (E,G) of R rows (kernels.c,
+ * fast path only): each output is one chain of FMAs from b over the inputs
+ * in order, so a row's result does not depend on the rows around it.
+ */
+void		tc_proj_rows(float *z, const float *x, const float *Wx,
+						 const float *b, int R, int E, int G);
 
 /*
  * Forward of one step for R consecutive packed rows (kernels.c):

@@ -48,8 +48,6 @@
 #define TC_HAVE_X86 0
 #endif
 
-#define TC_MAX_THREADS 64
-
 static int	tc_fast_state = -1;	/* -1 unknown, 0 no, 1 yes */
 static bool tc_force_ref = false;
 static int	tc_nthreads = 1;
@@ -733,6 +731,96 @@ tc_lstm_fwd_rows_avx2(float *gates, float *c, float *h, const float *cprev,
 }
 
 /* ---------------------------------------------------------------------
+ * Input projection of a step's rows
+ * ---------------------------------------------------------------------
+ */
+
+/* Lanes of the four vectors of a 32-column block starting at c0 of G. */
+#define TC_COLS32(c0, G, n0, n1, n2, n3) \
+	int			nc_ = (G) - (c0) < 32 ? (G) - (c0) : 32; \
+	int			n0 = nc_ < 8 ? nc_ : 8; \
+	int			n1 = nc_ <= 8 ? 0 : (nc_ < 16 ? nc_ - 8 : 8); \
+	int			n2 = nc_ <= 16 ? 0 : (nc_ < 24 ? nc_ - 16 : 8); \
+	int			n3 = nc_ <= 24 ? 0 : nc_ - 24
+
+/* acc0..acc3 = the 32 (n0..n3) floats of p */
+#define TC_LOAD4(acc, p) \
+	__m256		acc##0 = v_load((p), n0); \
+	__m256		acc##1 = v_load((p) + 8, n1); \
+	__m256		acc##2 = v_load((p) + 16, n2); \
+	__m256		acc##3 = v_load((p) + 24, n3)
+
+/* store acc0..acc3 to the 32 (n0..n3) floats of p */
+#define TC_STORE4(p, acc) \
+	do { \
+		v_store((p), acc##0, n0); \
+		v_store((p) + 8, acc##1, n1); \
+		v_store((p) + 16, acc##2, n2); \
+		v_store((p) + 24, acc##3, n3); \
+	} while (0)
+
+/*
+ * z (R,G) = b + x (R,E) Wx (E,G): each output one FMA chain from b over
+ * k = 0 .. E-1 in order, so a row's result does not depend on how many
+ * rows come with it (OpenBLAS's does: it depends on where the row falls
+ * in its tiles).  Tiles of 3 rows x 32 columns (12 chains); a remainder
+ * row takes the same chains alone.
+ */
+static TC_AVX2 void
+tc_proj_rows_avx2(float *z, const float *x, const float *Wx, const float *b,
+				  int R, int E, int G)
+{
+	int			r = 0;
+
+	for (; r + 3 <= R; r += 3)
+	{
+		const float *x0 = x + (size_t) r * E;
+
+		for (int c0 = 0; c0 < G; c0 += 32)
+		{
+			TC_COLS32(c0, G, n0, n1, n2, n3);
+			TC_LOAD4(a, b + c0);
+			__m256		e0 = a0, e1 = a1, e2 = a2, e3 = a3;
+			__m256		f0 = a0, f1 = a1, f2 = a2, f3 = a3;
+
+			for (int k = 0; k < E; k++)
+			{
+				TC_LOAD4(w, Wx + (size_t) k * G + c0);
+
+				TC_FMA4(a, _mm256_broadcast_ss(x0 + k));
+				TC_FMA4(e, _mm256_broadcast_ss(x0 + E + k));
+				TC_FMA4(f, _mm256_broadcast_ss(x0 + 2 * E + k));
+			}
+			TC_STORE4(z + (size_t) r * G + c0, a);
+			TC_STORE4(z + (size_t) (r + 1) * G + c0, e);
+			TC_STORE4(z + (size_t) (r + 2) * G + c0, f);
+		}
+	}
+	for (; r < R; r++)
+	{
+		const float *x0 = x + (size_t) r * E;
+
+		for (int c0 = 0; c0 < G; c0 += 32)
+		{
+			TC_COLS32(c0, G, n0, n1, n2, n3);
+			TC_LOAD4(a, b + c0);
+
+			for (int k = 0; k < E; k++)
+			{
+				TC_LOAD4(w, Wx + (size_t) k * G + c0);
+
+				TC_FMA4(a, _mm256_broadcast_ss(x0 + k));
+			}
+			TC_STORE4(z + (size_t) r * G + c0, a);
+		}
+	}
+}
+
+#undef TC_COLS32
+#undef TC_LOAD4
+#undef TC_STORE4
+
+/* ---------------------------------------------------------------------
  * LSTM backward step
  * ---------------------------------------------------------------------
  */
@@ -1038,6 +1126,18 @@ tc_tanh_vec(float *y, const float *x, size_t n)
 #endif
 	for (size_t i = 0; i < n; i++)
 		y[i] = tanhf(x[i]);
+}
+
+/* Input projection of R rows (fast path only; see kernels.h). */
+void
+tc_proj_rows(float *z, const float *x, const float *Wx, const float *b, int R,
+			 int E, int G)
+{
+#if TC_HAVE_X86
+	tc_proj_rows_avx2(z, x, Wx, b, R, E, G);
+#else
+	(void) z, (void) x, (void) Wx, (void) b, (void) R, (void) E, (void) G;
+#endif
 }
 
 /* Forward step of R rows (fast path only; see kernels.h). */

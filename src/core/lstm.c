@@ -36,7 +36,9 @@
  * read Wh packed by tc_lstm_pack (caller-owned).
  */
 #include <math.h>
+#include <sched.h>
 #include <string.h>
+#include <time.h>
 
 #include "textclf/kernels.h"
 
@@ -312,6 +314,10 @@ typedef struct LstmTask
 	float	   *priv;			/* backward only: threads 1.. n-1's partial sums */
 	int			n;				/* threads of the backward tasks */
 	int			E;
+	/* filled by each recurrence task, for lstm_share_learn */
+	double		secs[TC_MAX_THREADS];	/* wall time of its recurrence */
+	long long	toks[TC_MAX_THREADS];	/* tokens of its share */
+	int			cpu[TC_MAX_THREADS];	/* CPU it ran on; -1: moved or unknown */
 } LstmTask;
 
 /*
@@ -335,6 +341,219 @@ lstm_seq_range(const TcPack *p, int tid, int n, int *lo, int *hi)
 	*hi = (tid == n - 1) ? p->B : s;
 }
 
+/*
+ * Sharing the recurrence by CPU speed.  The vCPUs of a shared machine are
+ * not equally fast (which one is slower changes within seconds), and a
+ * batch waits for its slowest thread.  So the recurrences (forward, and
+ * backward down to dG) give each thread a share of the tokens in
+ * proportion to the measured speed of the CPU it is expected to run on:
+ * speeds are kept per CPU, not per thread, because the threads change
+ * CPUs whenever they sleep and wake between jobs.  The caller's CPU is
+ * known when it starts a job; a helper is expected on the CPU it last
+ * ran on, or on the caller's previous one when the caller has taken it.
+ *
+ * That keeps the bits: a row of the recurrence is computed the same way
+ * whichever thread takes it and however the rows are grouped (the step
+ * kernels' tiles and tc_proj_rows keep one accumulation order per row),
+ * and the products that sum over rows (dWx, dWh, db) keep the even token
+ * split of lstm_seq_range: the backward recurrence writes each row into
+ * the block of the thread that owns it there (lstm_backward_task).  One
+ * thread: no change at all.
+ */
+#define TC_SHARE_CPUS 256
+
+static struct
+{
+	bool		fixed;			/* tests: weights set by tc_lstm_set_shares */
+	int			nfixed;
+	double		w[TC_MAX_THREADS];	/* this job's weight per thread */
+	int			last[TC_MAX_THREADS];	/* CPU each thread last ran on */
+	double		speed[TC_SHARE_CPUS];	/* per CPU, relative; 0: unknown */
+}			tc_share;
+
+void
+tc_lstm_set_shares(const double *w, int n)
+{
+	tc_share.fixed = false;
+	if (w == NULL || n < 1 || n > TC_MAX_THREADS)
+		return;
+	for (int k = 0; k < n; k++)
+		tc_share.w[k] = w[k] > 0.0 ? w[k] : 1.0;
+	tc_share.nfixed = n;
+	tc_share.fixed = true;
+}
+
+/* The CPU of the calling thread, or -1. */
+static int
+lstm_cpu(void)
+{
+	int			c = sched_getcpu();
+
+	return (c >= 0 && c < TC_SHARE_CPUS) ? c : -1;
+}
+
+/*
+ * Set the weights of a job of n threads (called by the caller before the
+ * job starts; the tasks only read them): the speed of each thread's
+ * expected CPU, 1 where unknown.
+ */
+static void
+lstm_share_plan(int n)
+{
+	int			me;
+	int			prev;
+
+	if (tc_share.fixed)
+		return;
+	me = lstm_cpu();
+	prev = tc_share.last[0];
+	for (int k = 0; k < n; k++)
+	{
+		int			c = k == 0 ? me : tc_share.last[k];
+
+		if (k > 0 && c == me && me >= 0)
+			c = prev;			/* the caller took this helper's CPU */
+		tc_share.w[k] = (c >= 0 && tc_share.speed[c] > 0.0) ?
+			tc_share.speed[c] : 1.0;
+	}
+}
+
+/*
+ * Recurrence ranges of n threads: thread k takes sequences [rb[k], rb[k+1])
+ * holding about N * w_k / sum(w) tokens.  Equal weights give exactly the
+ * ranges of lstm_seq_range.
+ */
+static void
+lstm_rec_bounds(const TcPack *p, int n, int *rb)
+{
+	long long	w[TC_MAX_THREADS];
+	long long	total = 0;
+	long long	acc = 0;
+	long long	cum = 0;
+	int			s = 0;
+	bool		use = !tc_share.fixed || tc_share.nfixed == n;
+
+	for (int k = 0; k < n; k++)
+	{
+		w[k] = use ? (long long) (tc_share.w[k] * 1024.0 + 0.5) : 1024;
+		if (w[k] < 1)
+			w[k] = 1;
+		total += w[k];
+	}
+	rb[0] = 0;
+	for (int k = 1; k < n; k++)
+	{
+		long long	want;
+
+		acc += w[k - 1];
+		want = (long long) p->N * acc / total;
+		while (s < p->B && cum < want)
+			cum += p->lens[s++];
+		rb[k] = s;
+	}
+	rb[n] = p->B;
+}
+
+/* Seconds of a monotonic clock. */
+static double
+lstm_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double) ts.tv_sec + 1e-9 * (double) ts.tv_nsec;
+}
+
+/* Tokens of sequences [lo, hi). */
+static long long
+lstm_tokens(const TcPack *p, int lo, int hi)
+{
+	long long	c = 0;
+
+	for (int s = lo; s < hi; s++)
+		c += p->lens[s];
+	return c;
+}
+
+/* Start of a recurrence task: its share and its CPU. */
+static double
+lstm_task_begin(LstmTask *a, int tid, int n, int *lo, int *hi)
+{
+	int			rb[TC_MAX_THREADS + 1];
+
+	lstm_rec_bounds(a->p, n, rb);
+	*lo = rb[tid];
+	*hi = rb[tid + 1];
+	a->toks[tid] = lstm_tokens(a->p, *lo, *hi);
+	a->cpu[tid] = lstm_cpu();
+	return lstm_now();
+}
+
+/* End of a recurrence task: its time; its CPU unknown if it moved. */
+static void
+lstm_task_end(LstmTask *a, int tid, double t0)
+{
+	a->secs[tid] = lstm_now() - t0;
+	if (lstm_cpu() != a->cpu[tid])
+		a->cpu[tid] = -1;
+}
+
+/*
+ * Learn from a recurrence job of n threads: where every thread stayed on
+ * one CPU of its own and had enough to time, the CPUs' speeds move a
+ * quarter of the way towards the shares their tokens per second would
+ * have earned (keeping the sum of the speeds of the CPUs involved, but no
+ * lower than a fifth of an even share; a CPU seen for the first time
+ * starts at the mean of the others, or 1).
+ */
+static void
+lstm_share_learn(const LstmTask *a, int n)
+{
+	double		r[TC_MAX_THREADS];
+	double		rsum = 0.0;
+	double		ssum = 0.0;
+	double		known = 0.0;
+	int			nknown = 0;
+
+	if (n < 2 || tc_share.fixed)
+		return;
+	for (int k = 0; k < n; k++)
+		if (a->cpu[k] >= 0)
+			tc_share.last[k] = a->cpu[k];
+	for (int k = 0; k < n; k++)
+	{
+		if (a->cpu[k] < 0 || a->toks[k] < 64 || a->secs[k] < 1e-5)
+			return;
+		for (int j = 0; j < k; j++)
+			if (a->cpu[j] == a->cpu[k])
+				return;
+		r[k] = (double) a->toks[k] / a->secs[k];
+		rsum += r[k];
+		if (tc_share.speed[a->cpu[k]] > 0.0)
+		{
+			known += tc_share.speed[a->cpu[k]];
+			nknown++;
+		}
+	}
+	for (int k = 0; k < n; k++)
+	{
+		double	   *sp = &tc_share.speed[a->cpu[k]];
+
+		if (*sp <= 0.0)
+			*sp = nknown > 0 ? known / nknown : 1.0;
+		ssum += *sp;
+	}
+	for (int k = 0; k < n; k++)
+	{
+		double	   *sp = &tc_share.speed[a->cpu[k]];
+
+		*sp = 0.75 * *sp + 0.25 * ssum * r[k] / rsum;
+		/* at least a fifth of an even share, so no thread is starved */
+		if (*sp < 0.2 * ssum / n)
+			*sp = 0.2 * ssum / n;
+	}
+}
+
 /* Forward recurrence of one thread's sequences. */
 static void
 lstm_forward_task(void *arg, int tid, int n)
@@ -345,8 +564,8 @@ lstm_forward_task(void *arg, int tid, int n)
 	int			G = 4 * H;
 	int			lo;
 	int			hi;
+	double		t0 = lstm_task_begin(a, tid, n, &lo, &hi);
 
-	lstm_seq_range(p, tid, n, &lo, &hi);
 	for (int t = 0; t < p->T; t++)
 	{
 		int			end = hi < p->bs[t] ? hi : p->bs[t];
@@ -355,15 +574,19 @@ lstm_forward_task(void *arg, int tid, int n)
 
 		if (end <= lo)
 			break;
-		/* several threads: each projects its own rows, just before use */
+		/*
+		 * several threads: each projects its own rows, just before use, by
+		 * a kernel whose rows do not depend on the rows around them
+		 */
 		if (n > 1)
-			lstm_input_projection(a->gates + row * G, a->x + row * a->E,
-								  a->Wx, a->b, end - lo, a->E, G);
+			tc_proj_rows(a->gates + row * G, a->x + row * a->E, a->Wx, a->b,
+						 end - lo, a->E, G);
 		tc_lstm_fwd_rows(a->gates + row * G, a->cs + row * H, a->hs + row * H,
 						 t > 0 ? a->cs + prow * H : NULL,
 						 t > 0 ? a->hs + prow * H : NULL,
 						 end - lo, a->packed, H);
 	}
+	lstm_task_end(a, tid, t0);
 }
 
 /*
@@ -387,10 +610,13 @@ lstm_thread_rows(const TcPack *p, int lo, int hi, size_t *base, size_t *count)
 }
 
 /*
- * Backward recurrence of one thread's sequences.  It writes the rows of
- * dG, h(t-1) and x of its sequences into its own contiguous block of the
- * thread-major layout, so that lstm_param_task reads only what this thread
- * wrote (data written by another core is slow to read).
+ * Backward recurrence of thread tid's share of the sequences (see
+ * lstm_rec_bounds).  It writes the rows of dG, h(t-1) and x into the
+ * thread-major layout of the even split (lstm_seq_range): each row goes to
+ * the contiguous block of the thread that owns its sequence there, which
+ * lstm_param_task reads.  With equal shares that is the thread's own block
+ * (data written by another core is slow to read); otherwise the sequences
+ * between the two splits go into a neighbour's block.
  */
 static void
 lstm_backward_task(void *arg, int tid, int n)
@@ -402,24 +628,39 @@ lstm_backward_task(void *arg, int tid, int n)
 	int			G = 4 * H;
 	int			lo;
 	int			hi;
-	size_t		base;
-	size_t		count;
-	size_t		before;			/* this thread's rows at steps < t */
+	int			f0 = n;			/* the even split's ranges f0 .. f1 */
+	int			f1 = -1;		/* overlap [lo, hi) */
+	int			flo[TC_MAX_THREADS];
+	int			fhi[TC_MAX_THREADS];
+	size_t		base[TC_MAX_THREADS];
+	size_t		before[TC_MAX_THREADS];	/* range f's rows at steps < t */
+	double		t0 = lstm_task_begin(a, tid, n, &lo, &hi);
 
-	lstm_seq_range(p, tid, n, &lo, &hi);
-	lstm_thread_rows(p, lo, hi, &base, &count);
-	before = count;
-	for (int t = p->T - 1; t >= 0; t--)
+	for (int f = 0; f < n; f++)
+	{
+		lstm_seq_range(p, f, n, &flo[f], &fhi[f]);
+		lstm_thread_rows(p, flo[f], fhi[f], &base[f], &before[f]);
+		if (fhi[f] > lo && flo[f] < hi)
+		{
+			if (f0 > f)
+				f0 = f;
+			f1 = f;
+		}
+	}
+	for (int t = p->T - 1; t >= 0 && lo < hi; t--)
 	{
 		int			end = hi < p->bs[t] ? hi : p->bs[t];
 		int			bnext = (t + 1 < p->T) ? p->bs[t + 1] : 0;
-		size_t		row = (size_t) p->off[t] + lo;
-		size_t		trow;
 
+		for (int f = f0; f <= f1; f++)
+		{
+			int			fend = fhi[f] < p->bs[t] ? fhi[f] : p->bs[t];
+
+			if (fend > flo[f])
+				before[f] -= (size_t) (fend - flo[f]);
+		}
 		if (end <= lo)
 			continue;
-		before -= (size_t) (end - lo);
-		trow = base + before;
 		/* sequences whose last step is t join here with their dhlast */
 		for (int s = (bnext > lo ? bnext : lo); s < end; s++)
 		{
@@ -427,19 +668,30 @@ lstm_backward_task(void *arg, int tid, int n)
 				   sizeof(float) * (size_t) H);
 			memset(a->dc + (size_t) s * H, 0, sizeof(float) * (size_t) H);
 		}
-		/* h(t-1) of these rows, for dWh = hprev^T dG; x, for dWx = x^T dG */
-		if (t > 0)
-			memcpy(a->hprev + trow * H,
-				   a->hs + ((size_t) p->off[t - 1] + lo) * H,
-				   sizeof(float) * (size_t) (end - lo) * H);
-		memcpy(a->xg + trow * E, a->x + row * E,
-			   sizeof(float) * (size_t) (end - lo) * E);
-		tc_lstm_bwd_rows(a->dG + trow * G, a->dh + (size_t) lo * H,
-						 a->dc + (size_t) lo * H, a->gates + row * G,
-						 a->cs + row * H,
-						 t > 0 ? a->cs + ((size_t) p->off[t - 1] + lo) * H : NULL,
-						 end - lo, a->packed, H, t > 0);
+		for (int f = f0; f <= f1; f++)
+		{
+			int			slo = lo > flo[f] ? lo : flo[f];
+			int			shi = end < fhi[f] ? end : fhi[f];
+			size_t		row = (size_t) p->off[t] + slo;
+			size_t		trow = base[f] + before[f] + (size_t) (slo - flo[f]);
+
+			if (shi <= slo)
+				continue;
+			/* h(t-1) of these rows, for dWh = hprev^T dG; x, for dWx = x^T dG */
+			if (t > 0)
+				memcpy(a->hprev + trow * H,
+					   a->hs + ((size_t) p->off[t - 1] + slo) * H,
+					   sizeof(float) * (size_t) (shi - slo) * H);
+			memcpy(a->xg + trow * E, a->x + row * E,
+				   sizeof(float) * (size_t) (shi - slo) * E);
+			tc_lstm_bwd_rows(a->dG + trow * G, a->dh + (size_t) slo * H,
+							 a->dc + (size_t) slo * H, a->gates + row * G,
+							 a->cs + row * H,
+							 t > 0 ? a->cs + ((size_t) p->off[t - 1] + slo) * H : NULL,
+							 shi - slo, a->packed, H, t > 0);
+		}
 	}
+	lstm_task_end(a, tid, t0);
 }
 
 /* Rows [lo, hi) of thread tid of n, out of total, in multiples of 16. */
@@ -565,8 +817,9 @@ lstm_reduce_slice(float *grad, const LstmTask *a, size_t offset, int lo,
 }
 
 /*
- * One thread's backward recurrence and then its parameter gradients: the
- * second reads only what the first wrote, so no barrier between them.
+ * The backward recurrence and then the parameter gradients of a single
+ * thread (several threads run them as two jobs: with unequal shares a
+ * thread's products read rows that another thread wrote).
  */
 static void
 lstm_backward_params_task(void *arg, int tid, int n)
@@ -640,7 +893,14 @@ tc_lstm_forward_fast(float *hlast, float *gates, float *cs, float *hs,
 	/* one recurrence thread: the projection first, as one product */
 	if (p->B < 2 || threads < 2)
 		tc_run_parallel(threads, lstm_projection_task, &task);
-	tc_run_parallel(p->B < threads ? p->B : threads, lstm_forward_task, &task);
+	{
+		int			n = p->B < threads ? p->B : threads;
+
+		if (n > 1)
+			lstm_share_plan(n);
+		tc_run_parallel(n, lstm_forward_task, &task);
+		lstm_share_learn(&task, n);
+	}
 	lstm_gather_hlast(hlast, hs, p, H);
 }
 
@@ -687,7 +947,14 @@ tc_lstm_backward_fast(float *dx, float *dWx, float *dWh, float *db,
 		task.n = 1;
 	task.xg = task.dc + (size_t) p->B * H;
 	task.priv = task.xg + N * (size_t) E;
-	tc_run_parallel(task.n, lstm_backward_params_task, &task);
-	if (task.n > 1)
-		tc_run_parallel(threads, lstm_reduce_task, &task);
+	if (task.n < 2)
+	{
+		lstm_backward_params_task(&task, 0, 1);
+		return;
+	}
+	lstm_share_plan(task.n);
+	tc_run_parallel(task.n, lstm_backward_task, &task);
+	lstm_share_learn(&task, task.n);
+	tc_run_parallel(task.n, lstm_param_task, &task);
+	tc_run_parallel(threads, lstm_reduce_task, &task);
 }

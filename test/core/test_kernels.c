@@ -257,6 +257,32 @@ test_lstm_shape(TcRng *r, int B, const int *lens, int E, int H)
 	}
 
 	/*
+	 * The recurrence is shared by the speeds of the threads' CPUs; any
+	 * shares, even ones that leave a thread nothing, give the same bits.
+	 */
+	for (int th = 2; th <= 3; th++)
+	{
+		static const double shares[3][3] = {{1, 5, 1}, {6, 1, 0.2}, {1, 0.01, 30}};
+
+		for (int i = 0; i < 3; i++)
+		{
+			LstmRun		again;
+
+			run_alloc(&again, N, B, E, H);
+			tc_lstm_set_shares(shares[i], th);
+			tc_lstm_forward_fast(again.hlast, again.gates, again.cs, again.hs,
+								 x, Wx, Wh, b, &p, E, H, packed, th);
+			tc_lstm_backward_fast(again.dx, again.dWx, again.dWh, again.db,
+								  dhlast, again.gates, again.cs, again.hs, x,
+								  Wx, Wh, &p, E, H, packed, th, again.work);
+			tc_lstm_set_shares(NULL, 0);
+			tc_check(run_identical(&fast[th - 1], &again, N, B, E, H),
+					 "fast lstm %s: %d threads, shares %g:%g:%g, same bits",
+					 tag, th, shares[i][0], shares[i][1], shares[i][2]);
+			run_free(&again);
+		}
+	}
+	/*
 	 * Three threads asked, but the pool has only one helper: the job runs
 	 * on two threads and must give the two-thread result (the scratch is
 	 * poisoned, so partial sums of a third thread that never ran show).
