@@ -21,9 +21,11 @@
  *
  * Threads: tc_blas_set_threads(n) also sets the number of the core's own
  * worker threads.  Training splits the sequences of a packed batch across
- * them (no barrier: sequences are independent through the recurrence);
- * each thread projects, back-propagates and forms the weight gradients of
- * its own sequences, and the partial gradients are summed at the end.
+ * them (no barrier: sequences are independent through the recurrence), in
+ * shares that follow the measured speed of each thread's CPU; each thread
+ * projects and back-propagates its share, then forms the weight gradients
+ * of a fixed even share (so the bits do not depend on the speeds), and the
+ * partial gradients are summed at the end.
  * Other products are split by columns or rows; OpenBLAS then stays
  * single-threaded.  The helpers (a persistent pool, see tc_run_parallel)
  * run with every signal blocked, compute only on memory the caller

@@ -23,10 +23,13 @@
  * (gates = z + h Wh, activations, cell update on registers; backward the
  * elementwise gate gradients and dh = dz Wh^T), the sequences split across
  * the core's threads without any barrier (they are independent through
- * the recurrence).  Each thread projects its own rows and forms dWx, dWh,
- * db and dx from its own rows (laid out thread by thread, see
- * lstm_backward_task); the other threads' partial gradients are added at
- * the end.  One thread uses the packed layout and whole-batch products.
+ * the recurrence) in shares that follow the speeds of the threads' CPUs
+ * (see "Sharing the recurrence by CPU speed" below).  Each thread projects
+ * the rows of its share just before each step; after the backward
+ * recurrence each thread forms dWx, dWh, db and dx from the rows of a
+ * fixed even share (laid out thread by thread, see lstm_backward_task),
+ * and the other threads' partial gradients are added at the end.  One
+ * thread uses the packed layout and whole-batch products.
  * test/core/test_kernels.c checks them against the reference.
  *
  * Memory: none allocated.  Backward uses the caller's work buffer of
