@@ -324,24 +324,44 @@ typedef struct LstmTask
 } LstmTask;
 
 /*
- * Sequences [*lo, *hi) of thread tid of n: contiguous ranges holding about
- * N / n tokens each (lengths are non-increasing, so earlier ranges hold
- * fewer, longer sequences).
+ * Cut the batch into n contiguous ranges of sequences: range k is
+ * [rb[k], rb[k+1]) and holds about N * w[k] / sum(w) tokens (w NULL: N / n
+ * each).  Lengths are non-increasing, so earlier ranges hold fewer, longer
+ * sequences.
  */
 static void
-lstm_seq_range(const TcPack *p, int tid, int n, int *lo, int *hi)
+lstm_cut(const TcPack *p, int n, const long long *w, int *rb)
 {
-	long long	want_lo = (long long) p->N * tid / n;
-	long long	want_hi = (long long) p->N * (tid + 1) / n;
+	long long	total = 0;
+	long long	acc = 0;
 	long long	cum = 0;
 	int			s = 0;
 
-	while (s < p->B && cum < want_lo)
-		cum += p->lens[s++];
-	*lo = s;
-	while (s < p->B && cum < want_hi)
-		cum += p->lens[s++];
-	*hi = (tid == n - 1) ? p->B : s;
+	for (int k = 0; k < n; k++)
+		total += w ? w[k] : 1;
+	rb[0] = 0;
+	for (int k = 1; k < n; k++)
+	{
+		long long	want;
+
+		acc += w ? w[k - 1] : 1;
+		want = (long long) p->N * acc / total;
+		while (s < p->B && cum < want)
+			cum += p->lens[s++];
+		rb[k] = s;
+	}
+	rb[n] = p->B;
+}
+
+/* Sequences [*lo, *hi) of thread tid of n in the even split. */
+static void
+lstm_seq_range(const TcPack *p, int tid, int n, int *lo, int *hi)
+{
+	int			rb[TC_MAX_THREADS + 1];
+
+	lstm_cut(p, n, NULL, rb);
+	*lo = rb[tid];
+	*hi = rb[tid + 1];
 }
 
 /*
@@ -423,17 +443,13 @@ lstm_share_plan(int n)
 
 /*
  * Recurrence ranges of n threads: thread k takes sequences [rb[k], rb[k+1])
- * holding about N * w_k / sum(w) tokens.  Equal weights give exactly the
- * ranges of lstm_seq_range.
+ * holding about N * w_k / sum(w) tokens of the job's weights.  Equal
+ * weights give exactly the even split of lstm_seq_range.
  */
 static void
 lstm_rec_bounds(const TcPack *p, int n, int *rb)
 {
 	long long	w[TC_MAX_THREADS];
-	long long	total = 0;
-	long long	acc = 0;
-	long long	cum = 0;
-	int			s = 0;
 	bool		use = !tc_share.fixed || tc_share.nfixed == n;
 
 	for (int k = 0; k < n; k++)
@@ -441,20 +457,8 @@ lstm_rec_bounds(const TcPack *p, int n, int *rb)
 		w[k] = use ? (long long) (tc_share.w[k] * 1024.0 + 0.5) : 1024;
 		if (w[k] < 1)
 			w[k] = 1;
-		total += w[k];
 	}
-	rb[0] = 0;
-	for (int k = 1; k < n; k++)
-	{
-		long long	want;
-
-		acc += w[k - 1];
-		want = (long long) p->N * acc / total;
-		while (s < p->B && cum < want)
-			cum += p->lens[s++];
-		rb[k] = s;
-	}
-	rb[n] = p->B;
+	lstm_cut(p, n, w, rb);
 }
 
 /* Seconds of a monotonic clock. */
@@ -593,33 +597,16 @@ lstm_forward_task(void *arg, int tid, int n)
 }
 
 /*
- * Rows of the thread-major layout of the backward pass: thread tid's
- * sequences [lo, hi) hold rows [*base, *base + *count), step by step in
- * increasing t, each step's rows in sequence order (one thread: the packed
- * layout itself).
- */
-static void
-lstm_thread_rows(const TcPack *p, int lo, int hi, size_t *base, size_t *count)
-{
-	size_t		b = 0;
-	size_t		c = 0;
-
-	for (int s = 0; s < lo; s++)
-		b += (size_t) p->lens[s];
-	for (int s = lo; s < hi; s++)
-		c += (size_t) p->lens[s];
-	*base = b;
-	*count = c;
-}
-
-/*
  * Backward recurrence of thread tid's share of the sequences (see
  * lstm_rec_bounds).  It writes the rows of dG, h(t-1) and x into the
- * thread-major layout of the even split (lstm_seq_range): each row goes to
- * the contiguous block of the thread that owns its sequence there, which
- * lstm_param_task reads.  With equal shares that is the thread's own block
- * (data written by another core is slow to read); otherwise the sequences
- * between the two splits go into a neighbour's block.
+ * thread-major layout of the even split (lstm_seq_range), where range f's
+ * sequences hold the rows after those of ranges 0 .. f-1, step by step in
+ * increasing t, each step's rows in sequence order (one thread: the packed
+ * layout itself).  Each row goes to the contiguous block of the thread
+ * that owns its sequence there, which lstm_param_task reads.  With equal
+ * shares that is the thread's own block (data written by another core is
+ * slow to read); otherwise the sequences between the two splits go into a
+ * neighbour's block.
  */
 static void
 lstm_backward_task(void *arg, int tid, int n)
@@ -633,17 +620,19 @@ lstm_backward_task(void *arg, int tid, int n)
 	int			hi;
 	int			f0 = n;			/* the even split's ranges f0 .. f1 */
 	int			f1 = -1;		/* overlap [lo, hi) */
-	int			flo[TC_MAX_THREADS];
-	int			fhi[TC_MAX_THREADS];
-	size_t		base[TC_MAX_THREADS];
-	size_t		before[TC_MAX_THREADS];	/* range f's rows at steps < t */
+	int			fb[TC_MAX_THREADS + 1];	/* range f: [fb[f], fb[f+1]) */
+	size_t		base[TC_MAX_THREADS];	/* its first row */
+	size_t		before[TC_MAX_THREADS];	/* its rows at steps < t */
+	size_t		rows = 0;
 	double		t0 = lstm_task_begin(a, tid, n, &lo, &hi);
 
+	lstm_cut(p, n, NULL, fb);
 	for (int f = 0; f < n; f++)
 	{
-		lstm_seq_range(p, f, n, &flo[f], &fhi[f]);
-		lstm_thread_rows(p, flo[f], fhi[f], &base[f], &before[f]);
-		if (fhi[f] > lo && flo[f] < hi)
+		base[f] = rows;
+		before[f] = (size_t) lstm_tokens(p, fb[f], fb[f + 1]);
+		rows += before[f];
+		if (fb[f + 1] > lo && fb[f] < hi)
 		{
 			if (f0 > f)
 				f0 = f;
@@ -657,10 +646,10 @@ lstm_backward_task(void *arg, int tid, int n)
 
 		for (int f = f0; f <= f1; f++)
 		{
-			int			fend = fhi[f] < p->bs[t] ? fhi[f] : p->bs[t];
+			int			fend = fb[f + 1] < p->bs[t] ? fb[f + 1] : p->bs[t];
 
-			if (fend > flo[f])
-				before[f] -= (size_t) (fend - flo[f]);
+			if (fend > fb[f])
+				before[f] -= (size_t) (fend - fb[f]);
 		}
 		if (end <= lo)
 			continue;
@@ -673,10 +662,10 @@ lstm_backward_task(void *arg, int tid, int n)
 		}
 		for (int f = f0; f <= f1; f++)
 		{
-			int			slo = lo > flo[f] ? lo : flo[f];
-			int			shi = end < fhi[f] ? end : fhi[f];
+			int			slo = lo > fb[f] ? lo : fb[f];
+			int			shi = end < fb[f + 1] ? end : fb[f + 1];
 			size_t		row = (size_t) p->off[t] + slo;
-			size_t		trow = base[f] + before[f] + (size_t) (slo - flo[f]);
+			size_t		trow = base[f] + before[f] + (size_t) (slo - fb[f]);
 
 			if (shi <= slo)
 				continue;
@@ -755,7 +744,8 @@ lstm_param_task(void *arg, int tid, int n)
 	if (tid == 0)
 		a->n = n;
 	lstm_seq_range(p, tid, n, &lo, &hi);
-	lstm_thread_rows(p, lo, hi, &base, &count);
+	base = (size_t) lstm_tokens(p, 0, lo);
+	count = (size_t) lstm_tokens(p, lo, hi);
 	/* count > 0: a sequence of this thread has a step 0 (so p->T >= 1) */
 	first = 0;
 	if (count > 0)
