@@ -1,7 +1,7 @@
 --
 -- quality: evaluate(), multi-class training, early stopping, class
 -- weights, the char tokenizer and lower-casing, the decision threshold,
--- determinism, and the error for a diverged (NaN) loss.
+-- determinism, dropout, and the error for a diverged (NaN) loss.
 --
 -- Figures that depend on the BLAS kernel in their last digits are compared
 -- with thresholds only.
@@ -129,6 +129,21 @@ SELECT version FROM train_classifier('q_det', 'q_docs', 'body', 'topic',
        jsonb_set(:'opts'::jsonb, '{seed}', '4'));
 SELECT count(DISTINCT model::bytea) AS distinct_models FROM textclf.models WHERE model_name = 'q_det';
 
+-- dropout on the LSTM's last state: training only, from its own random
+-- stream, so a seed still gives one model; it is not the dropout-0 model,
+-- the stored options record it, and the model still learns the cue words
+\set dopts '{"epochs": 8, "patience": 0, "hidden_size": 8, "embedding_dim": 4, "vocab_size": 100, "max_len": 12, "seed": 3, "learning_rate": 0.05, "dropout": 0.3}'
+SELECT version FROM train_classifier('q_drop', 'q_docs', 'body', 'topic', :'dopts');
+SELECT version FROM train_classifier('q_drop', 'q_docs', 'body', 'topic', :'dopts');
+SELECT count(DISTINCT model::bytea) AS distinct_models, count(*) AS versions
+  FROM textclf.models WHERE model_name = 'q_drop';
+SELECT (SELECT model::bytea FROM textclf.models WHERE model_name = 'q_drop' AND version = 1) <>
+       (SELECT model::bytea FROM textclf.models WHERE model_name = 'q_det' AND version = 1)
+       AS differs_from_dropout_0;
+SELECT options -> 'dropout' AS dropout FROM textclf.versions
+ WHERE model_name = 'q_drop' AND version = 1;
+SELECT (evaluate('q_drop', 'q_docs', 'body', 'topic') ->> 'accuracy')::float8 > 0.9 AS learns;
+
 -- a NaN loss is a clean error with a hint, and stores nothing
 SET textclf.test_nan_at_batch = 2;
 SELECT version FROM train_classifier('q_nan', 'q_docs', 'body', 'topic', :'opts');
@@ -136,5 +151,5 @@ RESET textclf.test_nan_at_batch;
 SELECT count(*) FROM textclf.models WHERE model_name = 'q_nan';
 
 -- clean up
-SELECT drop_model(m) FROM unnest(ARRAY['q3', 'q_bal', 'q_thr', 'q_es', 'q_char', 'q_det']) m;
+SELECT drop_model(m) FROM unnest(ARRAY['q3', 'q_bal', 'q_thr', 'q_es', 'q_char', 'q_det', 'q_drop']) m;
 DROP TABLE q_docs, q_eval, q_imb, q_noisy, q_chars;

@@ -41,6 +41,12 @@ typedef struct TcConfig
 	float		threshold;		/* two classes: positive when p >= threshold */
 } TcConfig;
 
+/* State of the random stream (xoshiro256**; functions at the end). */
+typedef struct TcRng
+{
+	uint64_t	s[4];
+} TcRng;
+
 /* Parameter tensors, in block order; Keras layouts. */
 #define TC_NUM_PARAMS 6
 typedef struct TcParams
@@ -66,6 +72,7 @@ typedef struct TcActs
 	float	   *probs;			/* (B,K) */
 	float	   *dlogits;		/* (B,K) */
 	float	   *dhlast;			/* (B,H) */
+	float	   *mask;			/* (B,H) dropout: 0 or 1 / (1 - rate) */
 	float	   *dx;				/* (N,E) */
 	float	   *work;			/* lstm backward scratch */
 	float	   *packed;			/* Wh packed for the fast kernels
@@ -103,6 +110,16 @@ typedef struct TcModel
 	int			acts_threads;	/* threads the activation block is sized for */
 	void	   *acts_memory;
 	TcActs		acts;
+
+	/*
+	 * Dropout on the LSTM's final state, in training batches only (the
+	 * trainer sets both): each unit of each row is zeroed with probability
+	 * dropout and the others are scaled by 1 / (1 - dropout), so inference
+	 * needs no change.  The masks come from dropout_rng, drawn in packed
+	 * order on the calling thread, so they do not depend on threads.
+	 */
+	float		dropout;		/* [0, 1); 0 = off */
+	TcRng		dropout_rng;
 
 	/* inference tables, NULL until tc_model_prepare_infer */
 	struct TcInfer *infer;
@@ -232,10 +249,6 @@ int			tc_model_decide(const TcModel *m, const float *probs,
 							float threshold);
 
 /* ---- rng (model.c): deterministic across platforms ---- */
-typedef struct TcRng
-{
-	uint64_t	s[4];
-} TcRng;
 void		tc_rng_seed(TcRng *r, uint64_t seed);
 uint64_t	tc_rng_next(TcRng *r);
 /* uniform in [0, 1) with 24 random bits */

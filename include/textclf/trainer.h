@@ -66,6 +66,8 @@ typedef struct TcTrainOptions
 	uint64_t	seed;
 	int			patience;		/* early stopping: 0 = off */
 	float		clip_norm;		/* 0 = off */
+	float		dropout;		/* on the LSTM's final state, in training;
+								 * [0, 1), 0 = off */
 	int			class_weight_mode;	/* 0 none, 1 balanced, 2 explicit */
 	const float *class_weights; /* (num_classes) when explicit */
 	int			threads;		/* BLAS threads */

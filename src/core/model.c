@@ -458,9 +458,9 @@ tc_acts_bytes(size_t E, size_t H, size_t K, int maxB, int maxT, int threads)
 
 	work = tc_lstm_fast_work_floats((int) N, maxB, (int) E, (int) H, threads);
 	work = tc_add_size(work, tc_lstm_packed_floats((int) H));
-	/* x, dx (N,E); gates (N,G); cs, hs (N,H); hlast, dhlast (B,H); 3 x (B,K); weights (B) */
+	/* x, dx (N,E); gates (N,G); cs, hs (N,H); hlast, dhlast, mask (B,H); 3 x (B,K); weights (B) */
 	nfloat = tc_mul_size(N, tc_add_size(2 * E, tc_add_size(G, 2 * H)));
-	nfloat = tc_add_size(nfloat, tc_mul_size(B, 2 * H + 3 * K + 1));
+	nfloat = tc_add_size(nfloat, tc_mul_size(B, 3 * H + 3 * K + 1));
 	nfloat = tc_add_size(nfloat, work);
 	/* tokens (N); targets, lens, order (B); bs (T); off (T+1) */
 	nint = N + 3 * B + 2 * (size_t) maxT + 1;
@@ -613,6 +613,8 @@ tc_model_train_prepare(TcModel *m, int maxB, int maxT, TcError *err)
 	f += B * K;
 	ac->dhlast = f;				/* (B,H) */
 	f += B * H;
+	ac->mask = f;				/* (B,H) */
+	f += B * H;
 	ac->dx = f;					/* (N,E) */
 	f += N * E;
 	ac->weights = f;			/* (B) */
@@ -673,6 +675,25 @@ tc_emb_grad_task(void *arg, int tid, int n)
 		g = a->dx + (size_t) i * E;
 		for (int e = 0; e < E; e++)
 			d[e] += g[e];
+	}
+}
+
+/*
+ * Inverted dropout on hlast (B,H), in place: draw the mask (0 with
+ * probability m->dropout, else 1 / (1 - m->dropout)) and apply it.  The
+ * dense layer then sees the dropped state, and the backward pass multiplies
+ * dhlast by the same mask.  A row with no tokens has h = 0 either way.
+ */
+static void
+dropout_forward(TcModel *m, int B, int H)
+{
+	TcActs	   *ac = &m->acts;
+	float		keep = 1.0f / (1.0f - m->dropout);
+
+	for (size_t i = 0; i < (size_t) B * H; i++)
+	{
+		ac->mask[i] = (tc_rng_uniform(&m->dropout_rng) < m->dropout) ? 0.0f : keep;
+		ac->hlast[i] *= ac->mask[i];
 	}
 }
 
@@ -777,6 +798,8 @@ tc_model_batch(TcModel *m, const int32_t *const *seqs, const int *lens_in,
 	tc_lstm_forward_fast(ac->hlast, ac->gates, ac->cs, ac->hs, ac->x,
 						 m->params.Wx, m->params.Wh, m->params.b, &pack, E, H,
 						 fast ? ac->packed : NULL, threads);
+	if (train && m->dropout > 0.0f)
+		dropout_forward(m, B, H);
 	tc_dense_forward(ac->logits, ac->hlast, m->params.Wd, m->params.bd,
 					 B, H, K);
 	l = tc_xent_forward_backward(ac->probs, train ? ac->dlogits : NULL,
@@ -794,6 +817,9 @@ tc_model_batch(TcModel *m, const int32_t *const *seqs, const int *lens_in,
 			   sizeof(float) * (m->num_params - m->param_sizes[0]));
 		tc_dense_backward(ac->dhlast, m->grads.Wd, m->grads.bd, ac->dlogits,
 						  ac->hlast, m->params.Wd, B, H, K);
+		if (m->dropout > 0.0f)
+			for (size_t i = 0; i < (size_t) B * H; i++)
+				ac->dhlast[i] *= ac->mask[i];
 		tc_lstm_backward_fast(ac->dx, m->grads.Wx, m->grads.Wh, m->grads.b,
 							  ac->dhlast, ac->gates, ac->cs, ac->hs, ac->x,
 							  m->params.Wx, m->params.Wh, &pack, E, H,

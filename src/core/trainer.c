@@ -97,6 +97,7 @@ tc_train_options_default(TcTrainOptions *o)
 	o->seed = 42;
 	o->patience = 2;
 	o->clip_norm = 0.0f;
+	o->dropout = 0.0f;
 	o->class_weight_mode = 0;
 	o->class_weights = NULL;
 	o->threads = 1;
@@ -131,6 +132,9 @@ check_options(const TcTrainOptions *o, TcError *err)
 	if (!(o->clip_norm >= 0.0f) || isinf(o->clip_norm))
 		return tc_error(err, TC_ERR_INVALID_ARG,
 						"\"clip_norm\" must be a finite number, 0 or more");
+	if (!(o->dropout >= 0.0f && o->dropout < 1.0f))
+		return tc_error(err, TC_ERR_INVALID_ARG,
+						"\"dropout\" must be at least 0 and less than 1");
 	if (o->threads < 1 || o->threads > 64)
 		return tc_error(err, TC_ERR_INVALID_ARG,
 						"\"threads\" must be between 1 and 64");
@@ -588,6 +592,9 @@ run_epochs(Trainer *tr, TcTrainResult *res)
 	long		batches = (long) ((tr->train.n + bsz - 1) / bsz);
 
 	tc_rng_seed(&rng, tc_mix64(tr->opts.seed ^ 0x53485546464c45ULL));
+	/* a stream of its own: the row order does not depend on the dropout */
+	m->dropout = tr->opts.dropout;
+	tc_rng_seed(&m->dropout_rng, tc_mix64(tr->opts.seed ^ 0x44524f504f5554ULL));
 	if (tr->opts.patience > 0 && tr->val.n > 0)
 	{
 		tr->best_params = tc_alloc_array(tr->a, m->num_params, sizeof(float));
@@ -916,6 +923,7 @@ tc_train(const TcAllocator *a, const TcConfig *cfg,
 	if ((st = setup_class_weights(&tr)) != TC_OK)
 		goto done;
 	st = run_epochs(&tr, result);
+	tr.model->dropout = 0.0f;	/* a training setting, not the model's */
 	if (st == TC_OK && tr.val.n > 0)
 		st = validation_metrics(&tr, &result->val_metrics);
 

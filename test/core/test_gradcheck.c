@@ -408,25 +408,35 @@ typedef struct ModelCtx
 	const int32_t *targets;
 	const float *weights;
 	int			B;
+	TcRng		mask_rng;		/* with dropout: the stream of every call */
 } ModelCtx;
 
-/* tc_model_batch loss without training */
+/*
+ * tc_model_batch loss; without dropout an inference pass, with dropout a
+ * training pass that draws the same mask every time (its gradients are
+ * overwritten, the caller keeps its own copy).
+ */
 static double
 model_loss(void *p)
 {
 	ModelCtx   *c = p;
 	double		loss = NAN;
 	TcError		err;
+	bool		train = c->m->dropout > 0.0f;
 
+	c->m->dropout_rng = c->mask_rng;
 	if (tc_model_batch(c->m, c->seqs, c->lens, c->targets, c->weights, c->B,
-					   false, &loss, NULL, &err) != TC_OK)
+					   train, &loss, NULL, &err) != TC_OK)
 		return NAN;
 	return loss;
 }
 
-/* Every parameter tensor of a model through tc_model_batch. */
+/*
+ * Every parameter tensor of a model through tc_model_batch; with dropout
+ * > 0, through the training pass with one fixed dropout mask.
+ */
 static void
-test_model(int num_classes)
+test_model(int num_classes, float dropout)
 {
 	TcConfig	cfg;
 	TcError		err;
@@ -463,11 +473,42 @@ test_model(int num_classes)
 	fill_rand(&r, m->params_memory, m->num_params, 0.6f);
 	st = tc_model_train_prepare(m, 3, 5, &err);
 	tc_check(st == TC_OK, "train_prepare");
+	m->dropout = dropout;
+	tc_rng_seed(&c.mask_rng, 99);
+	m->dropout_rng = c.mask_rng;
 	st = tc_model_batch(m, seqs, lens, targets, weights, 3, true, &loss, NULL,
 						&err);
 	tc_check(st == TC_OK && isfinite(loss), "model batch (loss %.6g)", loss);
 	grads = malloc(sizeof(float) * m->num_params);
 	memcpy(grads, m->grads_memory, sizeof(float) * m->num_params);
+	if (dropout > 0.0f)
+	{
+		int			zeros = 0,
+					kept = 0;
+		double		eval_loss,
+					eval_loss0;
+
+		/* 3 rows x 3 units, each 0 or 1 / (1 - rate) */
+		for (int i = 0; i < 3 * 3; i++)
+		{
+			zeros += m->acts.mask[i] == 0.0f;
+			kept += m->acts.mask[i] == 1.0f / (1.0f - dropout);
+		}
+		tc_check(zeros > 0 && kept > 0 && zeros + kept == 9,
+				 "dropout %.2f: mask has %d zeros and %d kept units of 9",
+				 dropout, zeros, kept);
+		/* inference ignores the dropout setting */
+		st = tc_model_batch(m, seqs, lens, targets, weights, 3, false,
+							&eval_loss, NULL, &err);
+		m->dropout = 0.0f;
+		st |= tc_model_batch(m, seqs, lens, targets, weights, 3, false,
+							 &eval_loss0, NULL, &err);
+		m->dropout = dropout;
+		tc_check(st == TC_OK && eval_loss == eval_loss0 && eval_loss != loss,
+				 "dropout %.2f: inference loss %.9g == without dropout %.9g, "
+				 "training loss %.9g differs", dropout, eval_loss, eval_loss0,
+				 loss);
+	}
 
 	c.m = m;
 	c.seqs = seqs;
@@ -479,7 +520,8 @@ test_model(int num_classes)
 	{
 		char		name[64];
 
-		snprintf(name, sizeof(name), "model K=%d %s", m->K, names[t]);
+		snprintf(name, sizeof(name), "model K=%d dropout %.2f %s", m->K,
+				 dropout, names[t]);
 		gc_check(name, m->params_memory + offset, grads + offset,
 				 m->param_sizes[t], NULL, 0, model_loss, &c);
 		offset += m->param_sizes[t];
@@ -514,7 +556,9 @@ main(void)
 	test_dense(&r, 3);
 	test_loss(&r, 1);
 	test_loss(&r, 3);
-	test_model(2);
-	test_model(3);
+	test_model(2, 0.0f);
+	test_model(3, 0.0f);
+	test_model(2, 0.5f);
+	test_model(3, 0.3f);
 	return tc_test_done();
 }
