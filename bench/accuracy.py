@@ -18,7 +18,8 @@ What one run does, per data set and per seed s (1 .. --seeds):
      (tools/pgcluster.sh with TEXTCLF_PGROOT=--pgroot, a fresh database
      textclf_bench) with psql's \\copy ... FROM PROGRAM 'gzip -dc ...';
   2. textclf, fixed epochs: train_classifier(..., '{"epochs": E,
-     "patience": 0, "validation_fraction": 0, "seed": s, "threads": 1}'),
+     "patience": 0, "validation_fraction": 0, "dropout": 0, "seed": s,
+     "threads": 1}') (the reference model: no dropout),
      test accuracy from evaluate();
   3. PyTorch, the same model and the same inputs: the token lists come from
      textclf itself (SELECT tokenize(model, text) for every train and test
@@ -42,15 +43,16 @@ What one run does, per data set and per seed s (1 .. --seeds):
      into characters) and TF-IDF (1-2 word n-grams, min_df 2, sublinear tf;
      Chinese: char_wb 1-3 grams) + LogisticRegression(C=4, max_iter=1000),
      the latter deterministic and run once;
-  5. textclf with its defaults (only seed and threads given: early stopping,
-     at most 10 epochs, 10% validation rows);
+  5. textclf with its defaults (only seed and threads given: early stopping
+     with patience 3, at most 10 epochs, 10% validation rows, dropout 0.5);
 and then prints (and, unless --quick, writes into a marked block of
 docs/accuracy.md) a table of means and standard deviations with PASS/FAIL
 for the two targets:
     textclf (fixed E epochs) >= PyTorch - 0.5 point
     textclf (defaults)       >= PyTorch
 On imdb it also draws the validation loss per epoch of a textclf run
-(validation_fraction 0.1, patience 0, 6 epochs, from textclf.training_log)
+(validation_fraction 0.1, patience 0, dropout 0, 6 epochs, from
+textclf.training_log)
 and of PyTorch on its own 10% hold-out of the same training rows, into
 docs/img/imdb_val_loss.svg.
 
@@ -649,7 +651,7 @@ def bench_dataset(pg, ds, args, seeds, torch, np):
         fixed = "%s_fixed_s%d" % (ds, seed)
         r = textclf_train(pg, fixed, train_t,
                           {"epochs": args.epochs, "patience": 0,
-                           "validation_fraction": 0, "seed": seed, "threads": 1})
+                           "validation_fraction": 0, "dropout": 0, "seed": seed, "threads": 1})
         ev = textclf_evaluate(pg, fixed, test_t)
         tlog = training_log(pg, fixed)
         run["textclf_fixed"] = {"accuracy": ev["accuracy"],
@@ -722,7 +724,7 @@ def val_curve(pg, ds, args, seed, torch, np, enc, labels):
     name = "%s_valcurve_s%d" % (ds, seed)
     textclf_train(pg, name, ds + "_train",
                   {"epochs": E, "patience": 0, "validation_fraction": 0.1,
-                   "seed": seed, "threads": 1})
+                   "dropout": 0, "seed": seed, "threads": 1})
     tlog = training_log(pg, name)
     tr, _ = enc
     # textclf's own split of the rows (in the order it reads them)

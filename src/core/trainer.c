@@ -95,9 +95,9 @@ tc_train_options_default(TcTrainOptions *o)
 	o->adam.eps = 1e-7f;
 	o->validation_fraction = 0.1;
 	o->seed = 42;
-	o->patience = 2;
+	o->patience = 3;
 	o->clip_norm = 0.0f;
-	o->dropout = 0.0f;
+	o->dropout = 0.5f;
 	o->class_weight_mode = 0;
 	o->class_weights = NULL;
 	o->threads = 1;
