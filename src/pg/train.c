@@ -111,8 +111,8 @@ static const char *const OptionNames[] = {
 	"epochs", "batch_size", "max_len", "vocab_size", "embedding_dim",
 	"hidden_size", "learning_rate", "validation_fraction", "seed", "threads",
 	"patience", "clip_norm", "dropout", "tokenizer", "lowercase",
-	"oov_token", "threshold", "class_weight", "beta1", "beta2", "epsilon", "deploy",
-	"deploy_metric", "warm_start", NULL
+	"oov_token", "threshold", "class_weight", "beta1", "beta2", "epsilon",
+	"deploy", "deploy_metric", "warm_start", NULL
 };
 
 /* Options that fix the architecture or tokenizer (taken from a warm start). */
