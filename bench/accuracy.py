@@ -651,7 +651,8 @@ def bench_dataset(pg, ds, args, seeds, torch, np):
         fixed = "%s_fixed_s%d" % (ds, seed)
         r = textclf_train(pg, fixed, train_t,
                           {"epochs": args.epochs, "patience": 0,
-                           "validation_fraction": 0, "dropout": 0, "seed": seed, "threads": 1})
+                           "validation_fraction": 0, "dropout": 0, "ema_momentum": 0,
+                           "seed": seed, "threads": 1})
         ev = textclf_evaluate(pg, fixed, test_t)
         tlog = training_log(pg, fixed)
         run["textclf_fixed"] = {"accuracy": ev["accuracy"],
@@ -724,7 +725,7 @@ def val_curve(pg, ds, args, seed, torch, np, enc, labels):
     name = "%s_valcurve_s%d" % (ds, seed)
     textclf_train(pg, name, ds + "_train",
                   {"epochs": E, "patience": 0, "validation_fraction": 0.1,
-                   "dropout": 0, "seed": seed, "threads": 1})
+                   "dropout": 0, "ema_momentum": 0, "seed": seed, "threads": 1})
     tlog = training_log(pg, name)
     tr, _ = enc
     # textclf's own split of the rows (in the order it reads them)

@@ -304,6 +304,7 @@ def load_tables(env, db, ddir, train_rows, test_rows):
 def textclf_train(env, db, threads, seed):
     """Train one version of MODEL in a fresh backend; a dict of figures."""
     opts = {"epochs": 1, "patience": 0, "validation_fraction": 0, "dropout": 0,
+            "ema_momentum": 0,
             "vocab_size": VOCAB_SIZE, "max_len": MAX_LEN,
             "embedding_dim": EMBED_DIM, "hidden_size": HIDDEN,
             "batch_size": BATCH, "seed": seed, "threads": threads}

@@ -1,7 +1,8 @@
 --
 -- quality: evaluate(), multi-class training, early stopping, class
 -- weights, the char tokenizer and lower-casing, the decision threshold,
--- determinism, dropout, and the error for a diverged (NaN) loss.
+-- determinism, dropout, the moving average of the weights, and the error
+-- for a diverged (NaN) loss.
 --
 -- Figures that depend on the BLAS kernel in their last digits are compared
 -- with thresholds only.
@@ -146,6 +147,25 @@ SELECT model_name, options -> 'dropout' AS dropout FROM textclf.versions
 SELECT (evaluate('q_drop', 'q_docs', 'body', 'topic') ->> 'accuracy')::float8 > 0.9 AS learns_without,
        (evaluate('q_det', 'q_docs', 'body', 'topic') ->> 'accuracy')::float8 > 0.9 AS learns_with;
 
+-- the moving average of the weights (ema_momentum, 0.99 by default, so
+-- q_drop above used it): the average is validated and kept, while training
+-- goes on from the live weights, so the training losses are those of a run
+-- without it, epoch by epoch; 0 turns it off and gives another model
+SELECT version FROM train_classifier('q_ema', 'q_docs', 'body', 'topic',
+       jsonb_set(:'dopts'::jsonb, '{ema_momentum}', '0'));
+SELECT count(*) AS epochs,
+       count(*) FILTER (WHERE a.loss = b.loss) AS same_training_loss,
+       count(*) FILTER (WHERE a.validation_loss <> b.validation_loss) AS other_validation_loss
+  FROM textclf.training_log a JOIN textclf.training_log b USING (epoch)
+ WHERE a.model_name = 'q_drop' AND a.version = 1
+   AND b.model_name = 'q_ema' AND b.version = 1;
+SELECT (SELECT model::bytea FROM textclf.models WHERE model_name = 'q_ema' AND version = 1) <>
+       (SELECT model::bytea FROM textclf.models WHERE model_name = 'q_drop' AND version = 1)
+       AS differs_from_default_ema;
+SELECT model_name, options -> 'ema_momentum' AS ema_momentum FROM textclf.versions
+ WHERE model_name IN ('q_drop', 'q_ema') AND version = 1 ORDER BY model_name;
+SELECT (evaluate('q_ema', 'q_docs', 'body', 'topic') ->> 'accuracy')::float8 > 0.9 AS learns_without;
+
 -- a NaN loss is a clean error with a hint, and stores nothing
 SET textclf.test_nan_at_batch = 2;
 SELECT version FROM train_classifier('q_nan', 'q_docs', 'body', 'topic', :'opts');
@@ -153,5 +173,5 @@ RESET textclf.test_nan_at_batch;
 SELECT count(*) FROM textclf.models WHERE model_name = 'q_nan';
 
 -- clean up
-SELECT drop_model(m) FROM unnest(ARRAY['q3', 'q_bal', 'q_thr', 'q_es', 'q_char', 'q_det', 'q_drop']) m;
+SELECT drop_model(m) FROM unnest(ARRAY['q3', 'q_bal', 'q_thr', 'q_es', 'q_char', 'q_det', 'q_drop', 'q_ema']) m;
 DROP TABLE q_docs, q_eval, q_imb, q_noisy, q_chars;

@@ -68,6 +68,9 @@ typedef struct TcTrainOptions
 	float		clip_norm;		/* 0 = off */
 	float		dropout;		/* on the LSTM's final state, in training;
 								 * [0, 1), 0 = off */
+	float		ema_momentum;	/* momentum of the moving average of the
+								 * weights that is validated and kept,
+								 * [0, 1), 0 = off */
 	int			class_weight_mode;	/* 0 none, 1 balanced, 2 explicit */
 	const float *class_weights; /* (num_classes) when explicit */
 	int			threads;		/* BLAS threads */

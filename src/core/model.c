@@ -471,8 +471,9 @@ tc_acts_bytes(size_t E, size_t H, size_t K, int maxB, int maxT, int threads)
 /*
  * Memory estimate of a model of cfg (see model.h): parameters, their
  * serialized copies and the inference tables; with batch > 0 also the
- * gradients, both Adam moments, the trainer's best-weights copy, the
- * activations for (batch, max_len) and the trainer's batch buffers.
+ * gradients, both Adam moments, the trainer's best-weights copy, its
+ * moving average of the weights and the live copy, the activations for
+ * (batch, max_len) and the trainer's batch buffers.
  */
 size_t
 tc_model_memory_estimate(const TcConfig *cfg, int batch, int threads)
@@ -507,8 +508,11 @@ tc_model_memory_estimate(const TcConfig *cfg, int batch, int threads)
 	if (batch <= 0)
 		return total;
 
-	/* gradients, Adam's two moments, the early-stopping copy */
-	total = tc_add_size(total, tc_mul_size(pbytes, 4));
+	/*
+	 * gradients, Adam's two moments, the early-stopping copy, and the
+	 * moving average of the weights with the live copy kept beside it
+	 */
+	total = tc_add_size(total, tc_mul_size(pbytes, 6));
 	total = tc_add_size(total, tc_acts_bytes(E, H, K, batch, (int) T, threads));
 	/* trainer: batch ids (B,T), per-row arrays (B), probs (B,K), ids (T) */
 	total = tc_add_size(total,

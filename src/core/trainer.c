@@ -70,6 +70,9 @@ typedef struct Trainer
 	float	   *weights;		/* (batch_size) */
 	float	   *probs;			/* (batch_size, num_classes or 1) */
 	float	   *best_params;	/* (num_params) early-stopping copy */
+	float	   *ema_params;		/* (num_params) moving average of the weights */
+	float	   *live_params;	/* (num_params) trained weights while the
+								 * average is validated */
 } Trainer;
 
 /* Seconds on a monotonic clock. */
@@ -98,6 +101,7 @@ tc_train_options_default(TcTrainOptions *o)
 	o->patience = 3;
 	o->clip_norm = 0.0f;
 	o->dropout = 0.5f;
+	o->ema_momentum = 0.99f;
 	o->class_weight_mode = 0;
 	o->class_weights = NULL;
 	o->threads = 1;
@@ -135,6 +139,9 @@ check_options(const TcTrainOptions *o, TcError *err)
 	if (!(o->dropout >= 0.0f && o->dropout < 1.0f))
 		return tc_error(err, TC_ERR_INVALID_ARG,
 						"\"dropout\" must be at least 0 and less than 1");
+	if (!(o->ema_momentum >= 0.0f && o->ema_momentum < 1.0f))
+		return tc_error(err, TC_ERR_INVALID_ARG,
+						"\"ema_momentum\" must be at least 0 and less than 1");
 	if (o->threads < 1 || o->threads > 64)
 		return tc_error(err, TC_ERR_INVALID_ARG,
 						"\"threads\" must be between 1 and 64");
@@ -578,6 +585,23 @@ setup_class_weights(Trainer *tr)
 	return TC_OK;
 }
 
+/*
+ * One step of the moving average of the weights, avg = mu avg + (1 - mu) w,
+ * after the step-th Adam step (0-based).  mu ramps up as in TensorFlow's
+ * ExponentialMovingAverage with num_updates, min(momentum, (1 + step) /
+ * (10 + step)), so that a short training keeps an average of its recent
+ * weights rather than of its starting point.
+ */
+static void
+ema_update(float *avg, const float *w, size_t n, float momentum, long step)
+{
+	double		ramp = (1.0 + (double) step) / (10.0 + (double) step);
+	float		k = 1.0f - (float) (ramp < momentum ? ramp : momentum);
+
+	for (size_t i = 0; i < n; i++)
+		avg[i] += k * (w[i] - avg[i]);
+}
+
 /* The epoch loop: shuffle, batches, Adam, validation, early stopping. */
 static TcStatus
 run_epochs(Trainer *tr, TcTrainResult *res)
@@ -589,6 +613,7 @@ run_epochs(Trainer *tr, TcTrainResult *res)
 	double		best_val = INFINITY;
 	int			since_best = 0;
 	bool		have_best = false;
+	long		ema_steps = 0;
 	long		batches = (long) ((tr->train.n + bsz - 1) / bsz);
 
 	tc_rng_seed(&rng, tc_mix64(tr->opts.seed ^ 0x53485546464c45ULL));
@@ -601,6 +626,15 @@ run_epochs(Trainer *tr, TcTrainResult *res)
 		if (tr->best_params == NULL)
 			return tc_error(tr->err, TC_ERR_NOMEM,
 							"out of memory for the best weights");
+	}
+	if (tr->opts.ema_momentum > 0.0f)
+	{
+		tr->ema_params = tc_alloc_array(tr->a, m->num_params, sizeof(float));
+		tr->live_params = tc_alloc_array(tr->a, m->num_params, sizeof(float));
+		if (tr->ema_params == NULL || tr->live_params == NULL)
+			return tc_error(tr->err, TC_ERR_NOMEM,
+							"out of memory for the moving average of the weights");
+		memcpy(tr->ema_params, m->params_memory, m->num_params * sizeof(float));
 	}
 
 	for (int epoch = 1; epoch <= tr->opts.epochs; epoch++)
@@ -654,6 +688,9 @@ run_epochs(Trainer *tr, TcTrainResult *res)
 					tc_grad_scale(m, (float) (tr->opts.clip_norm / norm));
 			}
 			tc_adam_step(m, &tr->opts.adam);
+			if (tr->ema_params)
+				ema_update(tr->ema_params, m->params_memory, m->num_params,
+						   tr->opts.ema_momentum, ema_steps++);
 			sum += loss * B;
 			correct += count_correct(tr, B);
 			done += B;
@@ -675,6 +712,12 @@ run_epochs(Trainer *tr, TcTrainResult *res)
 		es.epoch = epoch;
 		es.loss = sum / (double) done;
 		es.accuracy = (double) correct / (double) done;
+		/* validate (and keep) the average; training goes on from the live weights */
+		if (tr->ema_params)
+		{
+			memcpy(tr->live_params, m->params_memory, m->num_params * sizeof(float));
+			memcpy(m->params_memory, tr->ema_params, m->num_params * sizeof(float));
+		}
 		if ((st = evaluate_validation(tr, &es.val_loss, &es.val_accuracy)) != TC_OK)
 			return st;
 		es.seconds = now_seconds() - t0;
@@ -714,6 +757,8 @@ run_epochs(Trainer *tr, TcTrainResult *res)
 		if (tr->opts.patience > 0 && tr->val.n > 0 &&
 			since_best >= tr->opts.patience)
 			break;
+		if (tr->ema_params && epoch < tr->opts.epochs)
+			memcpy(m->params_memory, tr->live_params, m->num_params * sizeof(float));
 	}
 
 	/* Keras's EarlyStopping(restore_best_weights=True) */
@@ -746,6 +791,8 @@ trainer_cleanup(Trainer *tr)
 	tc_free(a, tr->weights);
 	tc_free(a, tr->probs);
 	tc_free(a, tr->best_params);
+	tc_free(a, tr->ema_params);
+	tc_free(a, tr->live_params);
 	if (tr->vocab)
 		tc_vocab_free(tr->vocab);
 }

@@ -110,7 +110,7 @@ typedef struct TrainProgress
 static const char *const OptionNames[] = {
 	"epochs", "batch_size", "max_len", "vocab_size", "embedding_dim",
 	"hidden_size", "learning_rate", "validation_fraction", "seed", "threads",
-	"patience", "clip_norm", "dropout", "tokenizer", "lowercase",
+	"patience", "clip_norm", "dropout", "ema_momentum", "tokenizer", "lowercase",
 	"oov_token", "threshold", "class_weight", "beta1", "beta2", "epsilon",
 	"deploy", "deploy_metric", "warm_start", NULL
 };
@@ -230,7 +230,7 @@ ParseOptions(Jsonb *jb, TrainOptions *o)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("unrecognized option \"%s\"", key),
-						 errhint("Valid options are epochs, batch_size, max_len, vocab_size, embedding_dim, hidden_size, learning_rate, validation_fraction, seed, threads, patience, clip_norm, dropout, tokenizer, lowercase, oov_token, threshold, class_weight, beta1, beta2, epsilon, deploy, deploy_metric and warm_start.")));
+						 errhint("Valid options are epochs, batch_size, max_len, vocab_size, embedding_dim, hidden_size, learning_rate, validation_fraction, seed, threads, patience, clip_norm, dropout, ema_momentum, tokenizer, lowercase, oov_token, threshold, class_weight, beta1, beta2, epsilon, deploy, deploy_metric and warm_start.")));
 			for (int i = 0; ArchOptionNames[i]; i++)
 				if (strcmp(key, ArchOptionNames[i]) == 0)
 					o->arch_key = ArchOptionNames[i];
@@ -276,6 +276,8 @@ ParseOptions(Jsonb *jb, TrainOptions *o)
 			o->opts.clip_norm = (float) JsonRange(key, &v, 0, 1e6);
 		else if (strcmp(key, "dropout") == 0)
 			o->opts.dropout = (float) JsonRange(key, &v, 0, 0.95);
+		else if (strcmp(key, "ema_momentum") == 0)
+			o->opts.ema_momentum = (float) JsonRange(key, &v, 0, 0.9999);
 		else if (strcmp(key, "tokenizer") == 0)
 		{
 			if (v.type != jbvString)
@@ -397,14 +399,14 @@ OptionsJson(const TrainOptions *o)
 					 "\"learning_rate\": %.9g, \"beta1\": %.9g, \"beta2\": %.9g, "
 					 "\"epsilon\": %.9g, \"validation_fraction\": %.9g, "
 					 "\"seed\": " UINT64_FORMAT ", \"threads\": %d, \"patience\": %d, "
-					 "\"clip_norm\": %.9g, \"dropout\": %.9g, \"tokenizer\": \"%s\", \"lowercase\": %s, "
+					 "\"clip_norm\": %.9g, \"dropout\": %.9g, \"ema_momentum\": %.9g, \"tokenizer\": \"%s\", \"lowercase\": %s, "
 					 "\"oov_token\": %s, \"threshold\": %.9g",
 					 o->opts.epochs, o->opts.batch_size, o->cfg.max_len,
 					 o->cfg.vocab_size, o->cfg.embedding_dim, o->cfg.hidden_size,
 					 o->opts.adam.lr, o->opts.adam.beta1, o->opts.adam.beta2,
 					 o->opts.adam.eps, o->opts.validation_fraction,
 					 o->opts.seed, o->opts.threads, o->opts.patience,
-					 o->opts.clip_norm, o->opts.dropout,
+					 o->opts.clip_norm, o->opts.dropout, o->opts.ema_momentum,
 					 o->cfg.tok.mode == TC_TOK_CHAR ? "char" : "word",
 					 o->cfg.tok.lowercase ? "true" : "false",
 					 o->cfg.use_oov ? "true" : "false", o->cfg.threshold);

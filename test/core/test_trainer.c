@@ -2,8 +2,9 @@
  * test_trainer.c
  *	  The trainer on synthetic data: it learns a separable task, is
  *	  deterministic for a seed, splits validation rows deterministically,
- *	  skips NULL rows, stops when a callback says so, and refuses data with
- *	  fewer than two classes or no rows.
+ *	  skips NULL rows, keeps the moving average of the weights without
+ *	  changing the training, stops when a callback says so, and refuses data
+ *	  with fewer than two classes or no rows.
  */
 #include "tc_test.h"
 #include "textclf/format.h"
@@ -71,6 +72,18 @@ count_epoch(void *arg, const TcEpochStats *s)
 	(void) arg;
 	(void) s;
 	epochs_seen++;
+	return TC_OK;
+}
+
+/* per-epoch statistics of the last training that used record_epoch */
+static TcEpochStats recorded[16];
+
+static TcStatus
+record_epoch(void *arg, const TcEpochStats *s)
+{
+	(void) arg;
+	if (s->epoch >= 1 && s->epoch <= 16)
+		recorded[s->epoch - 1] = *s;
 	return TC_OK;
 }
 
@@ -266,6 +279,87 @@ main(void)
 	tc_model_free(m2);
 	tc_model_free(m);
 	o.seed = 42;
+
+	/*
+	 * The moving average of the weights is what is validated and kept;
+	 * training goes on from the live weights, so the training losses are
+	 * those of a run without it, bit for bit.
+	 */
+	{
+		TcTrainOptions e = o;
+		TcTrainCallbacks rc = {NULL, NULL, record_epoch, NULL};
+		TcEpochStats plain[8];
+		bool		same_loss = true;
+		bool		val_differs = false;
+
+		e.epochs = 6;
+		e.ema_momentum = 0.0f;
+		st = train_synth(&s, &e, &rc, &m, &res, &err);
+		free_result(&res);
+		memcpy(plain, recorded, sizeof(plain));
+		b1 = blob(m, &n1);
+		tc_model_free(m);
+		e.ema_momentum = 0.9f;
+		st = train_synth(&s, &e, &rc, &m, &res, &err);
+		free_result(&res);
+		tc_check(st == TC_OK, "training with ema_momentum succeeds (%s)",
+				 st ? err.msg : "ok");
+		if (st == TC_OK)
+		{
+			for (int i = 0; i < 6; i++)
+			{
+				same_loss &= recorded[i].loss == plain[i].loss;
+				val_differs |= recorded[i].val_loss != plain[i].val_loss;
+			}
+			tc_check(same_loss, "ema_momentum leaves the training losses as they were "
+					 "(epoch 6: %.9g and %.9g)", recorded[5].loss, plain[5].loss);
+			tc_check(val_differs, "the average is what is validated (epoch 1: %.9g, "
+					 "without %.9g)", recorded[0].val_loss, plain[0].val_loss);
+			b2 = blob(m, &n2);
+			tc_check(b1 && b2 && (n1 != n2 || memcmp(b1, b2, n1) != 0) &&
+					 synth_accuracy(m, &s) > 0.95,
+					 "the average is kept, and it has learned (accuracy %.3f)",
+					 synth_accuracy(m, &s));
+			free(b2);
+			tc_model_free(m);
+		}
+		free(b1);
+
+		/*
+		 * A short training keeps an average of its recent weights: after
+		 * two epochs (42 steps) its validation loss is near that of the last
+		 * weights.  A plain 0.99 average would still hold two thirds of the
+		 * initial weights.
+		 */
+		e.epochs = 2;
+		e.ema_momentum = 0.0f;
+		st = train_synth(&s, &e, NULL, &m, &res, &err);
+		free_result(&res);
+		if (st == TC_OK)
+		{
+			double		plain_loss = res.final.val_loss;
+
+			tc_model_free(m);
+			e.ema_momentum = 0.99f;
+			st = train_synth(&s, &e, NULL, &m, &res, &err);
+			free_result(&res);
+			tc_check(st == TC_OK && res.final.val_loss < 2.0 * plain_loss,
+					 "two epochs: validation loss of the average %.4f, of the last "
+					 "weights %.4f", res.final.val_loss, plain_loss);
+			if (st == TC_OK)
+				tc_model_free(m);
+		}
+		else
+			tc_check(false, "two epochs train (%s)", err.msg);
+
+		e.ema_momentum = 1.0f;
+		st = train_synth(&s, &e, NULL, &m, &res, &err);
+		tc_check(st == TC_ERR_INVALID_ARG && strstr(err.msg, "ema_momentum"),
+				 "ema_momentum 1 is refused: %s", err.msg);
+		e.ema_momentum = -0.1f;
+		st = train_synth(&s, &e, NULL, &m, &res, &err);
+		tc_check(st == TC_ERR_INVALID_ARG, "ema_momentum -0.1 is refused");
+	}
 
 	/* four classes, softmax */
 	s.classes = 4;

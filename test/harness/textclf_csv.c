@@ -274,7 +274,7 @@ usage(void)
 	fprintf(stderr,
 			"usage: textclf-csv --train FILE [--test FILE] [--text-col text] [--label-col label]\n"
 			"       [--epochs N] [--batch N] [--max-len N] [--vocab N] [--embed N] [--hidden N]\n"
-			"       [--lr X] [--val X] [--seed N] [--patience N] [--clip X] [--dropout X] [--threads N]\n"
+			"       [--lr X] [--val X] [--seed N] [--patience N] [--clip X] [--dropout X] [--ema-momentum X] [--threads N]\n"
 			"       [--tokenizer word|char] [--no-lowercase] [--save FILE]\n");
 	exit(2);
 }
@@ -351,6 +351,8 @@ main(int argc, char **argv)
 			opts.clip_norm = (float) atof(v);
 		else if (strcmp(a, "--dropout") == 0)
 			opts.dropout = (float) atof(v);
+		else if (strcmp(a, "--ema-momentum") == 0)
+			opts.ema_momentum = (float) atof(v);
 		else if (strcmp(a, "--threads") == 0)
 			opts.threads = atoi(v);
 		else if (strcmp(a, "--tokenizer") == 0)

@@ -386,8 +386,8 @@ unlike($huge_recv, qr/accepted|XX000/, "classifier_recv refuses them too ($huge_
 
 my @keys = qw(epochs batch_size max_len vocab_size embedding_dim hidden_size
   learning_rate validation_fraction seed threads patience clip_norm dropout
-  tokenizer lowercase oov_token threshold class_weight beta1 beta2 epsilon
-  deploy deploy_metric warm_start);
+  ema_momentum tokenizer lowercase oov_token threshold class_weight beta1 beta2
+  epsilon deploy deploy_metric warm_start);
 my @junk_keys = ('', 'Epochs', 'epochs ', 'vocab', 'unknown', "\x{e9}t\x{e9}", 'a"b', 'x\\y',
 	'class_weights', 'lr', '0', 'null');
 
