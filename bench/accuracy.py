@@ -18,8 +18,9 @@ What one run does, per data set and per seed s (1 .. --seeds):
      (tools/pgcluster.sh with TEXTCLF_PGROOT=--pgroot, a fresh database
      textclf_bench) with psql's \\copy ... FROM PROGRAM 'gzip -dc ...';
   2. textclf, fixed epochs: train_classifier(..., '{"epochs": E,
-     "patience": 0, "validation_fraction": 0, "dropout": 0, "seed": s,
-     "threads": 1}') (the reference model: no dropout),
+     "patience": 0, "validation_fraction": 0, "dropout": 0,
+     "ema_momentum": 0, "seed": s, "threads": 1}') (the reference model:
+     no dropout, no moving average of the weights),
      test accuracy from evaluate();
   3. PyTorch, the same model and the same inputs: the token lists come from
      textclf itself (SELECT tokenize(model, text) for every train and test
@@ -44,14 +45,15 @@ What one run does, per data set and per seed s (1 .. --seeds):
      Chinese: char_wb 1-3 grams) + LogisticRegression(C=4, max_iter=1000),
      the latter deterministic and run once;
   5. textclf with its defaults (only seed and threads given: early stopping
-     with patience 3, at most 10 epochs, 10% validation rows, dropout 0.5);
+     with patience 3, at most 10 epochs, 10% validation rows, dropout 0.5,
+     the moving average of the weights with momentum 0.99);
 and then prints (and, unless --quick, writes into a marked block of
 docs/accuracy.md) a table of means and standard deviations with PASS/FAIL
 for the two targets:
     textclf (fixed E epochs) >= PyTorch - 0.5 point
     textclf (defaults)       >= PyTorch
 On imdb it also draws the validation loss per epoch of a textclf run
-(validation_fraction 0.1, patience 0, dropout 0, 6 epochs, from
+(validation_fraction 0.1, patience 0, dropout 0, ema_momentum 0, 6 epochs, from
 textclf.training_log)
 and of PyTorch on its own 10% hold-out of the same training rows, into
 docs/img/imdb_val_loss.svg.
