@@ -295,6 +295,10 @@ main(void)
 		e.epochs = 6;
 		e.ema_momentum = 0.0f;
 		st = train_synth(&s, &e, &rc, &m, &res, &err);
+		tc_check(st == TC_OK, "training without ema_momentum succeeds (%s)",
+				 st ? err.msg : "ok");
+		if (st != TC_OK)
+			return tc_test_done();
 		free_result(&res);
 		memcpy(plain, recorded, sizeof(plain));
 		b1 = blob(m, &n1);
