@@ -993,7 +993,8 @@ def run_jobs(args, datasets, seeds):
     procs = []
     for i, g in enumerate(groups):
         cmd = [sys.executable, os.path.abspath(__file__), "--datasets", ",".join(g),
-               "--seeds", str(len(seeds)), "--epochs", str(args.epochs),
+               "--seeds", str(len(seeds)), "--first-seed", str(seeds[0]),
+               "--epochs", str(args.epochs),
                "--no-docs", "--json", "%s.job%d" % (args.json, i),
                "--pgroot", "%s-job%d" % (args.pgroot, i), "--dbname", args.dbname,
                "--plot-epochs", str(args.plot_epochs)]
@@ -1035,6 +1036,10 @@ def main():
                     help="comma-separated, from %s (default all)" % ",".join(ALL_DATASETS))
     ap.add_argument("--seeds", type=int, default=None,
                     help="number of seeds, 1..N (default 3; --quick 1)")
+    ap.add_argument("--first-seed", type=int, default=1,
+                    help="start the seeds here: S..S+N-1 (default 1), e.g. to "
+                         "add seeds to an earlier run or split one over two "
+                         "machines")
     ap.add_argument("--epochs", type=int, default=3,
                     help="fixed epochs of textclf and PyTorch (default 3)")
     ap.add_argument("--quick", action="store_true",
@@ -1088,7 +1093,9 @@ def main():
         nseeds = args.seeds
     if args.docs is None:
         args.docs = True
-    seeds = list(range(1, nseeds + 1))
+    if args.first_seed < 0:
+        ap.error("--first-seed must be 0 or more")
+    seeds = list(range(args.first_seed, args.first_seed + nseeds))
     datasets = [d for d in RUN_ORDER if d in datasets]
 
     if args.from_json:
