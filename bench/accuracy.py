@@ -1035,11 +1035,11 @@ def main():
     ap.add_argument("--datasets", default=None,
                     help="comma-separated, from %s (default all)" % ",".join(ALL_DATASETS))
     ap.add_argument("--seeds", type=int, default=None,
-                    help="number of seeds, 1..N (default 3; --quick 1)")
+                    help="number of seeds, 1..N unless --first-seed (default 3; --quick 1)")
     ap.add_argument("--first-seed", type=int, default=1,
                     help="start the seeds here: S..S+N-1 (default 1), e.g. to "
-                         "add seeds to an earlier run or split one over two "
-                         "machines")
+                         "add seeds to an earlier run, or to run two seed "
+                         "ranges side by side (each with its own --pgroot)")
     ap.add_argument("--epochs", type=int, default=3,
                     help="fixed epochs of textclf and PyTorch (default 3)")
     ap.add_argument("--quick", action="store_true",
